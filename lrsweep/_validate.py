@@ -1,0 +1,160 @@
+"""Shared argument checks: coerce once, reject early, name the argument and the rule.
+
+Every public function of lrsweep validates its inputs through these helpers before any
+work starts, so a bad value produces one clear ``ValueError``/``TypeError`` that names
+the argument, states the rule and shows the offending value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+#: Relative tolerance for λ-balance: ‖W2ᵀW2 − W1W1ᵀ − λI‖_F ≤ tol · (‖W2ᵀW2‖_F + ‖W1W1ᵀ‖_F).
+BALANCE_RTOL = 1e-8
+
+
+def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -> np.ndarray:
+    """Return ``x`` as a finite float64 array, checking its number of dimensions.
+
+    Raises
+    ------
+    TypeError
+        If ``x`` cannot be converted to a float array.
+    ValueError
+        If ``x`` has the wrong number of dimensions or contains NaN/inf.
+    """
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a real numeric array, got {type(x).__name__}") from exc
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(str(d) for d in allowed)
+            raise ValueError(
+                f"`{name}` must be {want}-dimensional, got shape {arr.shape} ({arr.ndim}-d)"
+            )
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"`{name}` must be finite, but {bad} entries are NaN or inf")
+    return arr
+
+
+def as_times(t: object, name: str = "t") -> np.ndarray:
+    """Return times ``t`` (in units of τ) as a finite, non-negative 1-d float64 array."""
+    arr = np.atleast_1d(as_array(t, name, ndim=(0, 1)))
+    if arr.size == 0:
+        raise ValueError(f"`{name}` must contain at least one time")
+    if np.any(arr < 0):
+        raise ValueError(f"`{name}` must be non-negative (times in units of tau), got min {arr.min()}")
+    return arr
+
+
+def positive(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising if it is not finite and > 0."""
+    v = float(value)
+    if not np.isfinite(v) or v <= 0:
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
+    return v
+
+
+def nonnegative(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising if it is not finite and ≥ 0."""
+    v = float(value)
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}")
+    return v
+
+
+def finite(value: float, name: str) -> float:
+    """Return ``value`` as a float, raising if it is NaN or inf."""
+    v = float(value)
+    if not np.isfinite(v):
+        raise ValueError(f"`{name}` must be finite, got {value!r}")
+    return v
+
+
+def positive_int(value: object, name: str) -> int:
+    """Return ``value`` as an int ≥ 1 (bools and non-integral floats rejected)."""
+    if isinstance(value, bool) or not float(value).is_integer():  # type: ignore[arg-type]
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    v = int(value)  # type: ignore[call-overload]
+    if v < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}")
+    return v
+
+
+def check_admissible(lam: float, n_in: int, n_hidden: int, n_out: int) -> None:
+    """Raise if a λ-balanced two-layer net of this shape cannot exist (theory §2).
+
+    W2ᵀW2 − W1W1ᵀ = λI_{N_h} needs N_h ≤ N_o when λ > 0 (W2ᵀW2 has rank ≤ N_o and must be
+    ≥ λI) and N_h ≤ N_i when λ < 0.
+    """
+    if lam > 0 and n_hidden > n_out:
+        raise ValueError(
+            f"`lam`={lam:g} > 0 needs n_hidden <= n_out (got n_hidden={n_hidden}, "
+            f"n_out={n_out}); lower n_hidden or use lam <= 0"
+        )
+    if lam < 0 and n_hidden > n_in:
+        raise ValueError(
+            f"`lam`={lam:g} < 0 needs n_hidden <= n_in (got n_hidden={n_hidden}, "
+            f"n_in={n_in}); lower n_hidden or use lam >= 0"
+        )
+
+
+def two_layer_shapes(
+    W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray
+) -> tuple[int, int, int]:
+    """Check W1 (..., N_h, N_i), W2 (..., N_o, N_h), Σyx (..., N_o, N_i); return (N_i, N_h, N_o)."""
+    n_h, n_i = W1.shape[-2:]
+    n_o, n_h2 = W2.shape[-2:]
+    if n_h2 != n_h:
+        raise ValueError(
+            f"`W2` must have shape (..., N_o, N_h) with N_h={n_h} from `W1` (N_h, N_i)={W1.shape[-2:]}, "
+            f"got W2 shape {W2.shape}"
+        )
+    if sigma_yx.shape[-2:] != (n_o, n_i):
+        raise ValueError(
+            f"`sigma_yx` must have shape (..., N_o, N_i)=({n_o}, {n_i}) to match W1 and W2, "
+            f"got {sigma_yx.shape}"
+        )
+    return n_i, n_h, n_o
+
+
+def lambda_of(
+    W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL
+) -> np.ndarray:
+    """Read λ off a two-layer init and check W2ᵀW2 − W1W1ᵀ = λI within ``rtol``.
+
+    Parameters
+    ----------
+    W1 : ndarray, shape (..., N_h, N_i)
+    W2 : ndarray, shape (..., N_o, N_h)
+
+    Returns
+    -------
+    lam : ndarray, shape (...)
+        λ = tr(W2ᵀW2 − W1W1ᵀ)/N_h for every run.
+
+    Raises
+    ------
+    ValueError
+        If ‖W2ᵀW2 − W1W1ᵀ − λI‖_F > rtol · (‖W2ᵀW2‖_F + ‖W1W1ᵀ‖_F) for some run.
+    """
+    gap = np.swapaxes(W2, -1, -2) @ W2 - W1 @ np.swapaxes(W1, -1, -2)
+    n_h = gap.shape[-1]
+    lam = np.trace(gap, axis1=-2, axis2=-1) / n_h
+    resid = np.linalg.norm(gap - lam[..., None, None] * np.eye(n_h), axis=(-2, -1))
+    size = np.linalg.norm(W1, axis=(-2, -1)) ** 2 + np.linalg.norm(W2, axis=(-2, -1)) ** 2
+    bad = resid > rtol * np.maximum(size, np.finfo(float).tiny)
+    if np.any(bad):
+        worst = float(np.max(resid / np.maximum(size, np.finfo(float).tiny)))
+        raise ValueError(
+            "weights are not lambda-balanced: W2^T W2 - W1 W1^T must equal lam*I, but its "
+            f"off-lambda part has relative size {worst:.3g} > rtol={rtol:g} "
+            f"({int(np.count_nonzero(bad))} of {bad.size} runs); build them with "
+            "lrsweep.init.lambda_balanced or use lrsweep.simulate for unbalanced inits"
+        )
+    return lam

@@ -1,0 +1,367 @@
+"""Exact gradient-flow dynamics of λ-balanced two-layer linear networks.
+
+With whitened inputs (Σxx = I) and W2ᵀW2 − W1W1ᵀ = λI, Q = [W1ᵀ; W2] obeys the matrix
+Riccati equation (theory.md §3; Dominé et al. 2025, eq. 6)
+
+    τ d(QQᵀ)/dt = F QQᵀ + QQᵀ F − (QQᵀ)²,   F = [[−λ/2·I, Σyxᵀ], [Σyx, λ/2·I]],
+
+whose solution is (§3.3)
+
+    QQᵀ(t) = e^{Ft} Q0 [I + Q0ᵀ (∫₀ᵗ e^{2Fu} du) Q0]⁻¹ Q0ᵀ e^{Ft}        (t in units of τ).
+
+Evaluated literally this overflows once |μ|t ≳ 355 and loses accuracy long before. Here it is
+evaluated in the eigenbasis of F (known in closed form from the task SVD, §3.1) through a
+*graded elimination*: Y = e^{μt}·P (P = OᵀQ0) is factored by Gaussian elimination with
+partial pivoting on the magnitudes of Y, computed in the log domain, and every exponential is
+combined into a single factor with a non-positive exponent. The same path covers
+N_h = min(N_i, N_o) and N_h > min(N_i, N_o), equal and unequal N_i, N_o, λ of either sign or
+zero, and the singular-B (saddle) case.
+
+Saddles: an initial state whose component along a growing eigendirection is exactly zero
+stays on the saddle forever; components below ``saddle_tol`` (relative to the column norm
+of Q0 in the eigenbasis, default 1e-12, i.e. ~10⁴ ulp) are treated as that exact zero
+instead of letting round-off grow like e^{2μt}.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lrsweep._validate import as_array, as_times, lambda_of, positive, two_layer_shapes
+from lrsweep.init import balanced_singular_values
+
+__all__ = [
+    "qqt",
+    "qqt_blocks",
+    "network_function",
+    "aligned_singular_values",
+    "converged",
+    "riccati_eigenbasis",
+]
+
+#: Default relative size below which a component along a growing mode counts as zero.
+SADDLE_TOL = 1e-12
+#: Evaluations (time points × runs) processed per chunk; bounds memory at ~n²·8 B each.
+_CHUNK = 1024
+_EXP_CAP = 700.0
+
+
+def _mode_coefficients(s: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-mode eigen-data of F: S_λ, and the coefficients α = G(1−H)/√2, β = G(1+H)/√2.
+
+    The eigenvector of F for +S_λ on task mode k is [α_k ṽ_k; β_k ũ_k], for −S_λ it is
+    [−β_k ṽ_k; α_k ũ_k] (theory §3.1, normalised: α² + β² = 1). H = λ/(√(λ²+4s²) + 2s) is
+    stable at λ = 0; at s = λ = 0 (degenerate eigenvalue 0) H = 0 is one valid choice.
+    """
+    lam = np.asarray(lam, dtype=float)[..., None]
+    root = np.sqrt(lam**2 + 4 * s**2)
+    den = root + 2 * s
+    H = np.divide(lam, den, out=np.zeros(np.broadcast(lam, s).shape), where=den > 0)
+    G = 1 / np.sqrt(1 + H**2)
+    return root / 2, G * (1 - H) / np.sqrt(2), G * (1 + H) / np.sqrt(2)
+
+
+def riccati_eigenbasis(sigma_yx: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Orthonormal eigenbasis of F in closed form from the task SVD (theory §3.1).
+
+    Parameters
+    ----------
+    sigma_yx : ndarray, shape (..., N_o, N_i)
+    lam : ndarray, shape (...)
+
+    Returns
+    -------
+    O : ndarray, shape (..., N_i+N_o, N_i+N_o)
+        Columns: the m growing modes (+S_λ), the m decaying modes (−S_λ), then the
+        |N_o − N_i| complementary directions [V̂; 0] (eigenvalue −λ/2) or [0; Û] (λ/2).
+    mu : ndarray, shape (..., N_i+N_o)
+        The eigenvalues, in the same order; F = O diag(mu) Oᵀ.
+    """
+    n_o, n_i = sigma_yx.shape[-2:]
+    m = min(n_i, n_o)
+    U, s, Vt = np.linalg.svd(sigma_yx, full_matrices=True)
+    V = np.swapaxes(Vt, -1, -2)
+    S_lam, alpha, beta = _mode_coefficients(s, lam)
+    lam = np.asarray(lam, dtype=float)
+    batch = np.broadcast_shapes(U.shape[:-2], lam.shape)
+    n = n_i + n_o
+    O = np.zeros((*batch, n, n))
+    Vm, Um = V[..., :, :m], U[..., :, :m]
+    O[..., :n_i, :m] = Vm * alpha[..., None, :]
+    O[..., n_i:, :m] = Um * beta[..., None, :]
+    O[..., :n_i, m : 2 * m] = -Vm * beta[..., None, :]
+    O[..., n_i:, m : 2 * m] = Um * alpha[..., None, :]
+    extra_mu = np.broadcast_to(np.sign(n_o - n_i) * lam[..., None] / 2, (*batch, abs(n_o - n_i)))
+    if n_i > n_o:
+        O[..., :n_i, 2 * m :] = V[..., :, m:]
+    elif n_o > n_i:
+        O[..., n_i:, 2 * m :] = U[..., :, m:]
+    S_lam = np.broadcast_to(S_lam, (*batch, m))
+    return O, np.concatenate([S_lam, -S_lam, extra_mu], axis=-1)
+
+
+def _graded_riccati(
+    P: np.ndarray, mu_t: np.ndarray, phi: np.ndarray, tol: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Factors of M = Y (I + Pᵀ D P)⁻¹ Yᵀ, Y = diag(e^{μt}) P, D = diag(∫₀ᵗ e^{2μu} du).
+
+    Returns Λ and K with M = Λ K⁻¹ Λᵀ, every entry formed from non-positive exponents.
+
+    Parameters
+    ----------
+    P : ndarray, shape (N, n, h)
+        Initial state in the eigenbasis of F (columns orthogonal; zero columns allowed).
+    mu_t : ndarray, shape (N, n)
+        μ·t.
+    phi : ndarray, shape (N, n)
+        e^{−2 max(μ,0) t} ∫₀ᵗ e^{2μu} du = (1 − e^{−2|μ|t})/(2|μ|)  (→ t at μ = 0).
+    tol : ndarray, shape (N, h)
+        Absolute size below which an entry of column k counts as exactly zero.
+
+    Returns
+    -------
+    Lam : ndarray, shape (N, n, h)
+    K : ndarray, shape (N, h, h), symmetric positive definite
+
+    Notes
+    -----
+    Elimination P = L U chooses pivots by |Y| (partial pivoting on Y, so |L_ik| e^{μ_i t}
+    ≤ e^{μ_π t}). With T = U⁻¹ diag(e^{−c}), c_k = max(μ_{π_k} t, 0):
+    Λ = Y T = L ∘ e^{μ_i t − c_k} (|Λ| ≤ 1), R = L ∘ e^{max(μ_i,0) t − c_k},
+    TᵀKT = TᵀT + Rᵀ diag(phi) R, and M = Λ (TᵀKT)⁻¹ Λᵀ — all exponents non-positive.
+    """
+    N, n, h = P.shape
+    rows = np.arange(N)
+    work = np.ascontiguousarray(np.swapaxes(P, 1, 2))  # (N, h, n): column k is work[:, k]
+    LT = np.zeros((N, h, n))  # Lᵀ
+    U = np.zeros((N, h, h))
+    c = np.zeros((N, h))
+    active = np.ones((N, n), dtype=bool)
+    score = np.empty((N, n))
+    for k in range(h):
+        col = work[:, k]
+        mag = np.abs(col)
+        eligible = active & (mag > tol[:, k : k + 1])
+        score.fill(-np.inf)
+        np.log(mag, out=score, where=eligible)
+        score += mu_t
+        piv = np.argmax(score, axis=1)
+        has_pivot = eligible[rows, piv]
+        pval = np.where(has_pivot, col[rows, piv], 1.0)
+        mult = np.divide(col, pval[:, None], out=np.zeros((N, n)), where=eligible)
+        prow = work[rows, :, piv] * has_pivot[:, None]  # (N, h); zero if no pivot
+        U[:, k, k:] = prow[:, k:]
+        U[:, k, k] += ~has_pivot
+        mult[rows, piv] = 0.0
+        work[:, k + 1 :] -= prow[:, k + 1 :, None] * mult[:, None, :]
+        mult[rows, piv] = has_pivot
+        LT[:, k] = mult
+        active[rows, piv] &= ~has_pivot
+        c[:, k] = np.where(has_pivot, np.maximum(mu_t[rows, piv], 0.0), 0.0)
+    L = np.swapaxes(LT, 1, 2)
+    # |L_ik| > saddle_tol-relative entries keep every true exponent below ~60, so clipping
+    # at _EXP_CAP only ever acts where L_ik = 0 (and avoids 0·inf).
+    Lam = L * np.exp(np.minimum(mu_t[:, :, None] - c[:, None, :], _EXP_CAP))
+    R = L * np.exp(np.minimum(np.maximum(mu_t, 0.0)[:, :, None] - c[:, None, :], _EXP_CAP))
+    W = np.linalg.solve(U, np.exp(-c)[:, :, None] * np.eye(h))  # U⁻¹ diag(e^{−c})
+    K = np.swapaxes(W, 1, 2) @ W + np.swapaxes(R, 1, 2) @ (phi[:, :, None] * R)
+    return Lam, K
+
+
+def _check_two_layer(W1: object, W2: object, sigma_yx: object) -> tuple[np.ndarray, ...]:
+    W1 = as_array(W1, "W1")
+    W2 = as_array(W2, "W2")
+    sigma_yx = as_array(sigma_yx, "sigma_yx")
+    for name, arr in (("W1", W1), ("W2", W2), ("sigma_yx", sigma_yx)):
+        if arr.ndim < 2:
+            raise ValueError(f"`{name}` must be at least 2-dimensional, got shape {arr.shape}")
+    two_layer_shapes(W1, W2, sigma_yx)
+    try:
+        np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            "batch axes of `W1`, `W2` and `sigma_yx` must broadcast, got shapes "
+            f"{W1.shape}, {W2.shape}, {sigma_yx.shape}"
+        ) from None
+    return W1, W2, sigma_yx
+
+
+def qqt(
+    W1: object,
+    W2: object,
+    sigma_yx: object,
+    t: object,
+    *,
+    tau: float = 1.0,
+    saddle_tol: float = SADDLE_TOL,
+) -> np.ndarray:
+    """Exact QQᵀ(t) of gradient flow from a λ-balanced init, with whitened inputs.
+
+    Solves τ d(QQᵀ)/dt = F QQᵀ + QQᵀ F − (QQᵀ)² with Q = [W1ᵀ; W2] (theory.md §3.3) for
+    any admissible N_h, λ read off the weights as λ = tr(W2ᵀW2 − W1W1ᵀ)/N_h.
+
+    Parameters
+    ----------
+    W1 : array_like, shape (..., N_h, N_i)
+        Input-side weights at t = 0 (optional leading batch axes: many runs of one shape).
+    W2 : array_like, shape (..., N_o, N_h)
+        Output-side weights at t = 0.
+    sigma_yx : array_like, shape (..., N_o, N_i)
+        Input–output correlation Σyx (inputs must be whitened, Σxx = I).
+    t : array_like, shape (n_t,)
+        Times, non-negative, in the same units as ``tau``; gradient descent step k at
+        learning rate η corresponds to t/τ = kη.
+    tau : float
+        Time constant τ = 1/η.
+    saddle_tol : float
+        Relative size below which a component along a growing mode counts as exactly zero.
+
+    Returns
+    -------
+    ndarray, shape (n_t, ..., N_i+N_o, N_i+N_o)
+        [[W1ᵀW1, (W2W1)ᵀ], [W2W1, W2W2ᵀ]] at every time.
+
+    Raises
+    ------
+    ValueError
+        If shapes do not match, inputs contain NaN/inf, t < 0, or the weights are not
+        λ-balanced (W2ᵀW2 − W1W1ᵀ ≠ λI within a relative 1e-8).
+
+    Examples
+    --------
+    >>> from lrsweep.init import lambda_balanced
+    >>> W1, W2 = lambda_balanced(1.0, 2, 2, 2, scale=0.1, seed=0)
+    >>> q = qqt(W1, W2, np.diag([2.0, 1.0]), [0.0, 50.0])
+    >>> bool(np.allclose(q[0, 2:, :2], W2 @ W1)), bool(np.allclose(q[-1, 2:, :2], np.diag([2.0, 1.0])))
+    (True, True)
+    """
+    W1, W2, sigma_yx = _check_two_layer(W1, W2, sigma_yx)
+    times = as_times(t) / positive(tau, "tau")
+    lam = lambda_of(W1, W2)
+    n_i = W1.shape[-1]
+    batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2])
+    O, mu = riccati_eigenbasis(np.broadcast_to(sigma_yx, (*batch, *sigma_yx.shape[-2:])),
+                               np.broadcast_to(lam, batch))
+    Q0 = np.concatenate([np.swapaxes(W1, -1, -2), W2], axis=-2)
+    Q0 = np.broadcast_to(Q0, (*batch, *Q0.shape[-2:]))
+    # Reduce Q0 to orthogonal columns (QQᵀ only depends on Q0Q0ᵀ); drop null directions.
+    Uq, sq, _ = np.linalg.svd(Q0, full_matrices=False)
+    sq = np.where(sq > saddle_tol * sq[..., :1], sq, 0.0)
+    P = np.swapaxes(O, -1, -2) @ (Uq * sq[..., None, :])
+    n, h = P.shape[-2:]
+    nb = int(np.prod(batch, dtype=int))
+    P = P.reshape(nb, n, h)
+    mu = mu.reshape(nb, n)
+    tol = saddle_tol * np.broadcast_to(sq.reshape(nb, h), (nb, h))
+    O = O.reshape(nb, n, n)
+    out = np.empty((times.size, nb, n, n))
+    flat = out.reshape(-1, n, n)
+    run_of = np.tile(np.arange(nb), times.size)
+    time_of = np.repeat(times, nb)
+    for start in range(0, flat.shape[0], _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        r, tt = run_of[sl], time_of[sl]
+        mu_c = mu[r]
+        amu = np.abs(mu_c)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            phi = np.where(amu > 0, -np.expm1(-2 * amu * tt[:, None]) / (2 * amu), tt[:, None])
+        Lam, K = _graded_riccati(P[r], mu_c * tt[:, None], phi, tol[r])
+        # QQᵀ = O Λ K⁻¹ Λᵀ Oᵀ = YYᵀ with Y = O Λ C⁻ᵀ, K = CCᵀ (symmetric by construction)
+        Y = O[r] @ Lam @ np.swapaxes(np.linalg.inv(np.linalg.cholesky(K)), 1, 2)
+        np.matmul(Y, np.swapaxes(Y, 1, 2), out=flat[sl])
+    return out.reshape(times.size, *batch, n, n)
+
+
+def qqt_blocks(q: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split QQᵀ (..., N_i+N_o, N_i+N_o) into W1ᵀW1 (N_i, N_i), W2W1 (N_o, N_i), W2W2ᵀ (N_o, N_o)."""
+    return q[..., :n_in, :n_in], q[..., n_in:, :n_in], q[..., n_in:, n_in:]
+
+
+def network_function(
+    W1: object, W2: object, sigma_yx: object, t: object, *, tau: float = 1.0
+) -> np.ndarray:
+    """Exact network function W2W1(t), shape (n_t, ..., N_o, N_i) (off-diagonal block of QQᵀ)."""
+    n_i = np.shape(W1)[-1]
+    return qqt_blocks(qqt(W1, W2, sigma_yx, t, tau=tau), n_i)[1]
+
+
+def aligned_singular_values(
+    a0: object, s: object, lam: object, t: object, *, tau: float = 1.0
+) -> np.ndarray:
+    """Singular values a_k(t) of W2W1 for a task-aligned λ-balanced init (theory §3.5).
+
+    Each mode obeys τ da/dt = √(λ² + 4a²)(s̃ − a): sigmoidal near λ = 0, exponential for
+    large |λ|. Evaluated as the 2×2 Riccati solution of the mode in the eigenbasis of
+    F_k = [[−λ/2, s̃], [s̃, λ/2]] with only non-positive exponents (stable for every λ, s̃,
+    t, including λ = 0, s̃ = 0 and the saddle a0 ≤ 0 < s̃ at λ = 0, where a stays ≤ 0).
+
+    Parameters
+    ----------
+    a0 : array_like, shape (..., m)
+        Initial product singular values (negative: anti-aligned mode).
+    s : array_like, shape (..., m)
+        Task singular values s̃ ≥ 0.
+    lam : array_like, shape (...)
+        λ of each run.
+    t : array_like, shape (n_t,)
+
+    Returns
+    -------
+    ndarray, shape (n_t, ..., m)
+    """
+    a0 = as_array(a0, "a0", ndim=(1, 2, 3))
+    s = as_array(s, "s", ndim=(1, 2, 3))
+    lam = as_array(lam, "lam")
+    if np.any(s < 0):
+        raise ValueError("`s` (task singular values) must be non-negative")
+    times = as_times(t) / positive(tau, "tau")
+    S, alpha, beta = _mode_coefficients(s, lam)
+    w1, w2 = balanced_singular_values(lam[..., None], np.abs(a0))
+    w2 = np.where(a0 < 0, -w2, w2)
+    p_plus = alpha * w1 + beta * w2  # components of q0 = (w1, w2) on the ±S eigenvectors
+    p_minus = -beta * w1 + alpha * w2
+    tt = times.reshape((-1,) + (1,) * np.ndim(S))
+    decay = np.exp(-2 * S * tt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        phi = np.where(S > 0, -np.expm1(-2 * S * tt) / (2 * S), tt)
+    # a = [O N Oᵀ]₂₁ / den with N = [[p+², p+p−e], [p+p−e, p−²e²]], e = e^{−2St}, all of it
+    # multiplied by e^{−2St}. On the saddle (p+ = 0) numerator and denominator share one
+    # more factor e, divided out so that late times give a → 0 instead of 0/0.
+    ab, a2b2 = alpha * beta, alpha**2 - beta**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        general = (ab * (p_plus**2 - p_minus**2 * decay**2) + a2b2 * p_plus * p_minus * decay) / (
+            decay + p_plus**2 * phi + p_minus**2 * decay * phi
+        )
+    on_saddle = -ab * p_minus**2 * decay / (1 + p_minus**2 * phi)
+    return np.where(p_plus == 0, on_saddle, general)
+
+
+def converged(sigma_yx: object, lam: object) -> np.ndarray:
+    """The converged QQᵀ(∞) for N_h = min(N_i, N_o) and invertible B (theory §3.4).
+
+    W2W1 → Σyx, W1ᵀW1 → Ṽ diag(s1²) Ṽᵀ, W2W2ᵀ → Ũ diag(s2²) Ũᵀ with
+    s1² = (√(λ²+4s̃²) − λ)/2, s2² = (√(λ²+4s̃²) + λ)/2.
+
+    Parameters
+    ----------
+    sigma_yx : array_like, shape (..., N_o, N_i)
+    lam : array_like, shape (...)
+
+    Returns
+    -------
+    ndarray, shape (..., N_i+N_o, N_i+N_o)
+    """
+    sigma_yx = as_array(sigma_yx, "sigma_yx")
+    lam = as_array(lam, "lam")
+    n_o, n_i = sigma_yx.shape[-2:]
+    m = min(n_i, n_o)
+    U, s, Vt = np.linalg.svd(sigma_yx, full_matrices=False)
+    s1, s2 = balanced_singular_values(np.asarray(lam)[..., None], s)
+    V = np.swapaxes(Vt, -1, -2)
+    batch = np.broadcast_shapes(sigma_yx.shape[:-2], lam.shape)
+    out = np.zeros((*batch, n_i + n_o, n_i + n_o))
+    out[..., :n_i, :n_i] = (V[..., :, :m] * s1[..., None, :] ** 2) @ Vt[..., :m, :]
+    out[..., n_i:, n_i:] = (U[..., :, :m] * s2[..., None, :] ** 2) @ np.swapaxes(U[..., :, :m], -1, -2)
+    out[..., n_i:, :n_i] = sigma_yx
+    out[..., :n_i, n_i:] = np.swapaxes(sigma_yx, -1, -2)
+    return out

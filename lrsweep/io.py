@@ -1,0 +1,183 @@
+"""Pipeline tables: one explicit pyarrow schema per table, atomic writes, explicit reads.
+
+Directory reads (``pd.read_parquet(dir)``, ``pyarrow.dataset``) take the schema from the
+first file, drop columns that appear later, and pick up stray temp files; so every table
+here has one :class:`pyarrow.Schema`, every write casts to it and goes through a
+dot-prefixed temp file renamed into place (:func:`write_table`), and readers take an
+explicit list of files (:func:`read_tables`).
+
+Tables (column names are a contract with :mod:`lrsweep.plots`; see docs/pipeline.md):
+
+- ``runs`` (``results/<sweep>/runs.parquet``): one row per grid point (:data:`RUNS_SCHEMA`);
+  shard files ``results/<sweep>/shards/<shard>.parquet`` hold the same columns except
+  ``regime``, which the aggregate step labels (:data:`SHARD_SCHEMA`);
+- ``trajectories``: long table, one row per (point, t) (:data:`TRAJECTORIES_SCHEMA`);
+- ``phase``: mean and spread over seeds per cell (:data:`PHASE_SCHEMA`);
+- ``boundary``: λ where the mean kernel distance crosses the threshold (:data:`BOUNDARY_SCHEMA`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+__all__ = [
+    "BOUNDARY_SCHEMA",
+    "PHASE_METRICS",
+    "PHASE_SCHEMA",
+    "RUNS_SCHEMA",
+    "SHARD_SCHEMA",
+    "TRAJECTORIES_SCHEMA",
+    "empty_table",
+    "read_table",
+    "read_tables",
+    "to_table",
+    "write_table",
+]
+
+_f64, _i64, _str = pa.float64(), pa.int64(), pa.string()
+
+#: Parameter columns shared by runs and phase tables.
+PARAMETERS = [
+    ("n_in", _i64),
+    ("n_out", _i64),
+    ("width", _i64),
+    ("depth", _i64),
+    ("lambda", _f64),
+    ("scale", _f64),
+    ("seed", _i64),
+]
+
+RUNS_SCHEMA = pa.schema(
+    [
+        ("sweep", _str),
+        ("point_id", _i64),
+        ("shard", _str),
+        ("solver", _str),
+        ("task", _str),
+        *PARAMETERS,
+        ("status", _str),  # ok | skipped | failed
+        ("reason", _str),  # "" if ok, else why skipped / the error
+        ("initial_loss", _f64),
+        ("final_loss", _f64),
+        ("kernel_distance", _f64),  # S(0, t_max)
+        ("kernel_distance_max", _f64),  # max_t S(0, t)
+        ("ntk_change", _f64),  # ‖K_T − K_0‖/‖K_0‖
+        ("weight_change", _f64),  # ‖θ_T − θ_0‖/‖θ_0‖ (NaN for solver exact)
+        ("weight_change_layers", pa.list_(_f64)),  # per layer, input side first
+        ("time_to_fit_50", _f64),  # t/τ, NaN if never reached
+        ("time_to_fit_90", _f64),
+        ("time_to_fit_99", _f64),
+        ("regime", _str),  # lazy | rich | undefined | "" (not ok)
+        ("balance_drift", _f64),
+        ("exact_sim_deviation", _f64),  # NaN unless solver == both
+    ]
+)
+
+SHARD_SCHEMA = pa.schema([f for f in RUNS_SCHEMA if f.name != "regime"])
+
+TRAJECTORIES_SCHEMA = pa.schema(
+    [
+        ("sweep", _str),
+        ("point_id", _i64),
+        ("t", _f64),  # t/τ
+        ("loss", _f64),
+        ("kernel_distance", _f64),  # S(0, t)
+        ("singular_values", pa.list_(_f64)),  # of the end-to-end map, descending
+    ]
+)
+
+#: Metrics averaged over seeds in the phase table.
+PHASE_METRICS = ("kernel_distance", "time_to_fit_90", "final_loss", "ntk_change")
+PHASE_KEYS = ("solver", "n_in", "n_out", "width", "depth", "lambda", "scale")
+
+PHASE_SCHEMA = pa.schema(
+    [
+        ("sweep", _str),
+        ("solver", _str),
+        *[p for p in PARAMETERS if p[0] != "seed"],
+        ("n_seeds", _i64),  # runs with status ok in the cell
+        *[(f"{m}_{s}", _f64) for m in PHASE_METRICS for s in ("mean", "std")],
+    ]
+)
+
+BOUNDARY_SCHEMA = pa.schema(
+    [
+        ("sweep", _str),
+        ("solver", _str),
+        *[p for p in PARAMETERS if p[0] not in ("lambda", "seed")],
+        ("threshold", _f64),
+        ("lambda_neg", _f64),  # crossing on the λ < 0 side, NaN if none
+        ("lambda_pos", _f64),  # crossing on the λ > 0 side, NaN if none
+    ]
+)
+
+
+def to_table(columns: Mapping[str, object], schema: pa.Schema) -> pa.Table:
+    """Build a table with exactly ``schema``'s columns, in order, cast to its types.
+
+    Raises
+    ------
+    ValueError
+        If a column is missing or an unexpected one is given (names them).
+    """
+    missing = [n for n in schema.names if n not in columns]
+    extra = [n for n in columns if n not in schema.names]
+    if missing or extra:
+        raise ValueError(
+            f"table columns do not match the schema: missing {missing}, unexpected {extra}"
+        )
+    arrays = []
+    for f in schema:
+        col = columns[f.name]
+        if isinstance(col, np.ndarray) and col.dtype == object and pa.types.is_string(f.type):
+            col = col.tolist()
+        arrays.append(pa.array(col, type=f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A zero-row table with ``schema``."""
+    return schema.empty_table()
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema) -> Path:
+    """Write ``table`` (cast to ``schema``) to ``path`` atomically.
+
+    The data goes to ``.<name>.tmp`` in the same directory and is renamed over ``path``
+    with :func:`os.replace`, so a reader never sees a partial file and an interrupted
+    write leaves only the (ignored, dot-prefixed) temp file.
+    """
+    path = Path(path)
+    if table.schema != schema:
+        table = table.select(schema.names).cast(schema)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp, compression="zstd")
+    os.replace(tmp, path)
+    return path
+
+
+def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
+    """Read one Parquet file and check that it has ``schema`` (names and types)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"table `{path}` does not exist; run the pipeline to create it")
+    table = pq.read_table(path)
+    if table.schema.remove_metadata() != schema:
+        raise ValueError(
+            f"table `{path}` does not have the expected schema; expected {schema.names}, "
+            f"got {table.schema.names}; rerun the step that writes it"
+        )
+    return table.cast(schema)  # also restores the list item names Parquet renames
+
+
+def read_tables(paths: Sequence[str | os.PathLike], schema: pa.Schema) -> pa.Table:
+    """Read an explicit list of Parquet files with one schema and concatenate them in order."""
+    tables = [read_table(p, schema) for p in paths]
+    return pa.concat_tables(tables) if tables else empty_table(schema)

@@ -1,0 +1,163 @@
+"""Tests of lrsweep.solve: shards → tables, batching, failures, solver agreement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrsweep import io, solve
+from lrsweep.grid import plan
+
+
+def specs(**kw) -> list[dict]:
+    p = plan({"sweeps": {"s": kw}})["s"]
+    return [p.shard_spec(s) for s in p.shards]
+
+
+def frames(spec):
+    runs, traj = solve.solve_points(spec)
+    return runs.to_pandas(), traj.to_pandas()
+
+
+EXACT = {"time": {"t_max": 15.0, "n_points": 31},
+         "grid": {"lambda": [-3.0, 0.0, 3.0], "scale": [0.01, 0.5], "seed": [0, 1]}}
+
+
+def test_exact_shard_tables():
+    (spec,) = specs(**EXACT)
+    runs, traj = solve.solve_points(spec)
+    assert runs.schema == io.SHARD_SCHEMA and traj.schema == io.TRAJECTORIES_SCHEMA
+    df, tr = runs.to_pandas(), traj.to_pandas()
+    assert len(df) == 12 and (df["status"] == "ok").all() and (df["reason"] == "").all()
+    assert df["point_id"].tolist() == spec["point_id"]
+    assert df["lambda"].tolist() == spec["lambda"]
+    assert len(tr) == 12 * 31
+    assert np.allclose(tr.loc[tr["t"] == 0, "kernel_distance"], 0.0)
+    sv = np.stack(tr["singular_values"].to_numpy())
+    assert sv.shape == (12 * 31, 4) and np.all(np.diff(sv, axis=1) <= 1e-12)
+    assert (df["final_loss"] < 1e-6 * df["initial_loss"]).all()
+    assert df["weight_change"].isna().all()  # exact: QQᵀ does not fix the weights
+    assert (df["balance_drift"] < 1e-10).all()
+    assert df["exact_sim_deviation"].isna().all()
+    assert (df["time_to_fit_50"] < df["time_to_fit_90"]).all()
+    assert (df["time_to_fit_90"] < df["time_to_fit_99"]).all()
+    assert (df["kernel_distance_max"] >= df["kernel_distance"] - 1e-15).all()
+
+
+def test_lazy_at_large_lambda_for_square_net():
+    (spec,) = specs(**EXACT)
+    df, _ = frames(spec)
+    kd = df.groupby("lambda")["kernel_distance"].mean()
+    assert kd[3.0] < kd[0.0] / 3 and kd[-3.0] < kd[0.0] / 3
+
+
+def test_batched_equals_one_by_one():
+    (spec,) = specs(**EXACT)
+    batch, _ = frames(spec)
+    for k in (0, 5, 11):
+        one = {**spec, **{key: [spec[key][k]] for key in ("point_id", "lambda", "scale", "seed")}}
+        single, _ = frames(one)
+        for col in ("final_loss", "kernel_distance", "ntk_change", "time_to_fit_90"):
+            np.testing.assert_allclose(single[col].iloc[0], batch[col].iloc[k], rtol=1e-10,
+                                       atol=1e-300)
+
+
+def test_results_do_not_depend_on_shard_size():
+    big = specs(**EXACT)
+    small = specs(**EXACT, shard_size=2)
+    assert len(small) > 1
+    a = frames(big[0])[0].set_index("point_id").sort_index()
+    b = pd.concat([frames(s)[0] for s in small]).set_index("point_id").sort_index()
+    for col in ("final_loss", "kernel_distance", "ntk_change"):
+        np.testing.assert_allclose(a[col], b[col], rtol=1e-12, atol=1e-300)
+
+
+def test_both_solvers_agree():
+    (spec,) = specs(solver="both", time={"t_max": 10.0, "n_points": 11},
+                    grid={"lambda": [-2.0, 1.0], "scale": [0.3], "n_in": 3, "n_out": 3,
+                          "width": 3})
+    df, _ = frames(spec)
+    assert (df["status"] == "ok").all()
+    assert (df["exact_sim_deviation"] < 1e-6).all()
+    assert np.isfinite(np.stack(df["weight_change_layers"].to_numpy())).all()
+
+
+def test_deep_flow_and_gd():
+    (flow,) = specs(solver="flow", time={"t_max": 10.0, "n_points": 11},
+                    grid={"lambda": [0.5], "scale": [0.3], "depth": 3, "n_in": 2, "n_out": 2,
+                          "width": 2})
+    df, _ = frames(flow)
+    assert df["status"].tolist() == ["ok"] and len(df["weight_change_layers"][0]) == 3
+    assert df["balance_drift"][0] < 1e-6
+    (gd,) = specs(solver="gd", lr=0.05, time={"t_max": 10.0, "n_points": 11},
+                  grid={"lambda": [0.5], "scale": [0.3], "depth": 3, "n_in": 2, "n_out": 2,
+                        "width": 2})
+    dg, _ = frames(gd)
+    np.testing.assert_allclose(dg["final_loss"], df["final_loss"], atol=1e-3)
+
+
+def test_diverging_gradient_descent_is_a_failed_point():
+    (spec,) = specs(solver="gd", lr=0.2, time={"t_max": 40.0, "n_points": 3},
+                    grid={"lambda": [0.0, 20.0], "scale": [0.5]})
+    df, tr = frames(spec)
+    assert df["status"].tolist() == ["ok", "failed"]
+    assert "diverged" in df["reason"][1]
+    assert np.isnan(df["final_loss"][1]) and set(tr["point_id"]) == {df["point_id"][0]}
+
+
+def test_a_failing_point_does_not_lose_its_shard(monkeypatch):
+    from lrsweep._validate import lambda_of
+
+    real = solve._SOLVERS["exact"]
+
+    def flaky(weights, task, t, spec):
+        if np.any(np.isclose(lambda_of(*weights), 3.0)):
+            raise np.linalg.LinAlgError("singular matrix")
+        return real(weights, task, t, spec)
+
+    monkeypatch.setitem(solve._SOLVERS, "exact", flaky)
+    (spec,) = specs(**EXACT)
+    df, tr = frames(spec)
+    bad = df["lambda"] == 3.0
+    assert (df.loc[bad, "status"] == "failed").all()
+    assert (df.loc[bad, "reason"] == "LinAlgError: singular matrix").all()
+    assert (df.loc[~bad, "status"] == "ok").all() and df.loc[~bad, "final_loss"].notna().all()
+    assert len(tr) == (~bad).sum() * 31
+
+
+def test_init_failure_is_recorded(monkeypatch):
+    import lrsweep.init
+
+    real = lrsweep.init.lambda_balanced_deep
+
+    def picky(lam, *args, **kw):
+        if lam == 0.0:
+            raise ValueError("no init here")
+        return real(lam, *args, **kw)
+
+    monkeypatch.setattr(lrsweep.init, "lambda_balanced_deep", picky)
+    (spec,) = specs(**EXACT)
+    df, _ = frames(spec)
+    assert (df.loc[df["lambda"] == 0.0, "reason"] == "init failed: no init here").all()
+    assert (df.loc[df["lambda"] != 0.0, "status"] == "ok").all()
+
+
+def test_progress_lines_and_run_shard(tmp_path, capsys):
+    import sys
+
+    (spec,) = specs(**EXACT)
+    solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=sys.stdout)
+    out = capsys.readouterr().out
+    assert f"[{spec['shard']}] 12/12 points (" in out and "points/s, 0 failed)" in out
+    assert "status counts {'ok': 12}" in out
+    assert io.read_table(tmp_path / "r.parquet", io.SHARD_SCHEMA).num_rows == 12
+
+
+def test_hierarchy_task_and_code_fingerprint():
+    task = solve.build_task({"kind": "hierarchy"}, 8, 8)
+    assert task.name == "hierarchy"
+    with pytest.raises(ValueError, match="has n_in=8, n_out=8, but the point has n_in=4"):
+        solve.build_task({"kind": "hierarchy"}, 4, 4)
+    fp = solve.code_fingerprint()
+    assert isinstance(fp, str) and len(fp) == 16 and fp == solve.code_fingerprint()

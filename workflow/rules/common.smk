@@ -1,0 +1,96 @@
+# Named lookups from the config to paths and params. The plan (points, admissibility,
+# seeds, shards) comes from lrsweep.grid; nothing is computed here.
+import importlib.util
+import sys
+
+from snakemake.exceptions import WorkflowError
+
+import lrsweep
+from lrsweep.grid import ConfigError, plan
+from lrsweep.solve import code_fingerprint
+
+try:
+    PLANS = plan(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid config: {exc}") from None
+
+CODE = f"lrsweep {lrsweep.__version__} ({code_fingerprint()})"
+
+if workflow.is_main_process:
+    for sweep_plan in PLANS.values():
+        print(sweep_plan.summary(), file=sys.stderr)
+
+
+wildcard_constraints:
+    sweep="[A-Za-z0-9][A-Za-z0-9_-]*",
+    shard="[a-z]+-i[0-9]+-o[0-9]+-w[0-9]+-d[0-9]+-[0-9a-f]{8}",
+
+
+def plots_enabled():
+    """Plots are drawn when the config asks and lrsweep.plots is installed."""
+    return config["plots"] and importlib.util.find_spec("lrsweep.plots") is not None
+
+
+def get_shard_spec(wildcards):
+    """Plain-Python description (and fingerprint) of one shard's work."""
+    return PLANS[wildcards.sweep].shard_spec(wildcards.shard)
+
+
+def get_task_files(wildcards):
+    """The dataset file of a `file` task, so that editing it reruns the sweep."""
+    task = PLANS[wildcards.sweep].settings["task"]
+    return [task["path"]] if task["kind"] == "file" else []
+
+
+def get_shard_runs(wildcards):
+    return [
+        f"results/{wildcards.sweep}/shards/{shard}.parquet"
+        for shard in PLANS[wildcards.sweep].shards
+    ]
+
+
+def get_shard_trajectories(wildcards):
+    return [
+        f"results/{wildcards.sweep}/shards/{shard}.trajectories.parquet"
+        for shard in PLANS[wildcards.sweep].shards
+    ]
+
+
+def get_sweep_settings(wildcards):
+    """The validated settings of one sweep (the aggregate step re-plans skipped points)."""
+    return PLANS[wildcards.sweep].settings
+
+
+def get_threshold(wildcards):
+    return PLANS[wildcards.sweep].settings["regime_threshold"]
+
+
+def get_final_output():
+    """Tables, summary and (if enabled) figures of every sweep."""
+    targets = []
+    for sweep in PLANS:
+        targets += expand(
+            "results/{sweep}/{table}.parquet",
+            sweep=sweep,
+            table=["runs", "trajectories", "phase", "boundary"],
+        )
+        targets.append(f"results/{sweep}/summary.txt")
+        if plots_enabled():
+            targets.append(f"results/{sweep}/plots")
+    return targets
+
+
+def print_results():
+    """Tell the user where the results are (called on success)."""
+    print("\nlrsweep results:", file=sys.stderr)
+    for sweep in PLANS:
+        print(
+            f"  results/{sweep}/  runs.parquet, trajectories.parquet, phase.parquet, "
+            f"boundary.parquet, summary.txt{', plots/' if plots_enabled() else ''}",
+            file=sys.stderr,
+        )
+    print(
+        "  inspect: lrsweep show results/<sweep>;  report: snakemake --report "
+        "results/report.html --workflow-profile workflow/profiles/default",
+        file=sys.stderr,
+    )

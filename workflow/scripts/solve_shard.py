@@ -1,0 +1,15 @@
+"""Rule solve_shard: solve one shard's points as one batch (lrsweep.solve.run_shard)."""
+
+import sys
+
+from lrsweep.solve import run_shard
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+log = open(sm.log[0], "w", buffering=1)  # noqa: SIM115
+sys.stdout = sys.stderr = log  # warnings and tracebacks go to the job log too
+run_shard(
+    sm.params.spec,
+    sm.output.runs,
+    sm.output.trajectories,
+    log=log,
+)

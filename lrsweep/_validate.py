@@ -48,7 +48,9 @@ def as_times(t: object, name: str = "t") -> np.ndarray:
     if arr.size == 0:
         raise ValueError(f"`{name}` must contain at least one time")
     if np.any(arr < 0):
-        raise ValueError(f"`{name}` must be non-negative (times in units of tau), got min {arr.min()}")
+        raise ValueError(
+            f"`{name}` must be non-negative (times in units of tau), got min {arr.min()}"
+        )
     return arr
 
 
@@ -104,16 +106,14 @@ def check_admissible(lam: float, n_in: int, n_hidden: int, n_out: int) -> None:
         )
 
 
-def two_layer_shapes(
-    W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray
-) -> tuple[int, int, int]:
+def two_layer_shapes(W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray) -> tuple[int, int, int]:
     """Check W1 (..., N_h, N_i), W2 (..., N_o, N_h), Σyx (..., N_o, N_i); return (N_i, N_h, N_o)."""
     n_h, n_i = W1.shape[-2:]
     n_o, n_h2 = W2.shape[-2:]
     if n_h2 != n_h:
         raise ValueError(
-            f"`W2` must have shape (..., N_o, N_h) with N_h={n_h} from `W1` (N_h, N_i)={W1.shape[-2:]}, "
-            f"got W2 shape {W2.shape}"
+            f"`W2` must have shape (..., N_o, N_h) with N_h={n_h} from `W1` "
+            f"(N_h, N_i)={W1.shape[-2:]}, got W2 shape {W2.shape}"
         )
     if sigma_yx.shape[-2:] != (n_o, n_i):
         raise ValueError(
@@ -123,9 +123,7 @@ def two_layer_shapes(
     return n_i, n_h, n_o
 
 
-def lambda_of(
-    W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL
-) -> np.ndarray:
+def lambda_of(W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL) -> np.ndarray:
     """Read λ off a two-layer init and check W2ᵀW2 − W1W1ᵀ = λI within ``rtol``.
 
     Parameters

@@ -44,6 +44,8 @@ SADDLE_TOL = 1e-12
 #: Evaluations (time points × runs) processed per chunk; bounds memory at ~n²·8 B each.
 _CHUNK = 1024
 _EXP_CAP = 700.0
+#: Fixed (B⁻¹-form) pivots are used while ‖P‖/σ_min(P₊) stays below this.
+_FIXED_PIVOT_COND = 1e4
 
 
 def _mode_coefficients(s: np.ndarray, lam: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -168,6 +170,72 @@ def _graded_riccati(
     return Lam, K
 
 
+def _phi(mu: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """e^{−2 max(μ,0) t} ∫₀ᵗ e^{2μu} du = (1 − e^{−2|μ|t})/(2|μ|), → t at μ = 0."""
+    amu = np.abs(mu)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(amu > 0, -np.expm1(-2 * amu * t) / (2 * amu), t)
+
+
+def _gram(Z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Z K⁻¹ Zᵀ = YYᵀ with Y = Z C⁻ᵀ, K = CCᵀ (symmetric by construction).
+
+    Shapes: Z (N, n, h), K (N, h, h) symmetric positive definite; returns (N, n, n).
+    """
+    Y = Z @ np.swapaxes(np.linalg.inv(np.linalg.cholesky(K)), 1, 2)
+    return Y @ np.swapaxes(Y, 1, 2)
+
+
+def _chunks(runs: np.ndarray, nb: int, times: np.ndarray):
+    """Yield (flat output indices, positions in ``runs``, times) in chunks of _CHUNK evaluations."""
+    pos = np.tile(np.arange(runs.size), times.size)
+    tix = np.repeat(np.arange(times.size), runs.size)
+    for start in range(0, pos.size, _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        yield tix[sl] * nb + runs[pos[sl]], pos[sl], times[tix[sl]]
+
+
+def _fixed_pivots_ok(P: np.ndarray, m: int) -> np.ndarray:
+    """Runs (N,) whose growing block P₊ = P[:m] (∝ Bᵀ) is square and well conditioned.
+
+    For these the pivots of the graded elimination can be fixed to the m growing rows
+    (theory §3.2's B⁻¹ form): every multiplier is bounded by ‖P‖/σ_min(P₊) ≤ _FIXED_PIVOT_COND.
+    """
+    if P.shape[-1] != m:
+        return np.zeros(P.shape[0], dtype=bool)
+    sv_plus = np.linalg.svd(P[:, :m], compute_uv=False)
+    sv_all = np.linalg.svd(P, compute_uv=False)
+    return sv_plus[:, -1] * _FIXED_PIVOT_COND > sv_all[:, 0]
+
+
+def _fixed_pivot_factors(P: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-run constants of the fixed-pivot form: X = P_rest P₊⁻¹ (N, n−m, m), G0 = P₊⁻ᵀP₊⁻¹."""
+    inv = np.linalg.inv(P[:, :m])
+    return P[:, m:] @ inv, np.swapaxes(inv, 1, 2) @ inv
+
+
+def _fixed_pivot_riccati(
+    X: np.ndarray, G0: np.ndarray, mu: np.ndarray, O: np.ndarray, t: np.ndarray, m: int
+) -> np.ndarray:
+    """QQᵀ for well-conditioned B with T = P₊⁻¹ e^{−S_λt} (theory §3.2 in the eigenbasis).
+
+    Λ = [I; X ∘ e^{(μ_i − S_k)t}], exponents ≤ 0 since μ_i ≤ S_k for every other row;
+    K = G0 ∘ e^{−(S_k+S_l)t} + diag(φ₊) + R_restᵀ diag(φ_rest) R_rest.
+    Shapes: X (N, n−m, m), G0 (N, m, m), mu (N, n), O (N, n, n), t (N,); returns (N, n, n).
+    """
+    S_t = mu[:, :m] * t[:, None]
+    rest_t = mu[:, m:] * t[:, None]
+    e = np.exp(-S_t)
+    lam_rest = X * np.exp(rest_t[:, :, None] - S_t[:, None, :])
+    r_rest = np.where(rest_t[:, :, None] > 0, lam_rest, X * e[:, None, :])
+    phi = _phi(mu, t[:, None])
+    K = G0 * (e[:, :, None] * e[:, None, :]) + np.swapaxes(r_rest, 1, 2) @ (
+        phi[:, m:, None] * r_rest
+    )
+    K[:, np.arange(m), np.arange(m)] += phi[:, :m]
+    return _gram(O[:, :, :m] + O[:, :, m:] @ lam_rest, K)
+
+
 def _check_two_layer(W1: object, W2: object, sigma_yx: object) -> tuple[np.ndarray, ...]:
     W1 = as_array(W1, "W1")
     W2 = as_array(W2, "W2")
@@ -232,16 +300,19 @@ def qqt(
     >>> from lrsweep.init import lambda_balanced
     >>> W1, W2 = lambda_balanced(1.0, 2, 2, 2, scale=0.1, seed=0)
     >>> q = qqt(W1, W2, np.diag([2.0, 1.0]), [0.0, 50.0])
-    >>> bool(np.allclose(q[0, 2:, :2], W2 @ W1)), bool(np.allclose(q[-1, 2:, :2], np.diag([2.0, 1.0])))
-    (True, True)
+    >>> bool(np.allclose(q[0, 2:, :2], W2 @ W1))
+    True
+    >>> bool(np.allclose(q[-1, 2:, :2], np.diag([2.0, 1.0])))
+    True
     """
     W1, W2, sigma_yx = _check_two_layer(W1, W2, sigma_yx)
     times = as_times(t) / positive(tau, "tau")
     lam = lambda_of(W1, W2)
     n_i = W1.shape[-1]
     batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2])
-    O, mu = riccati_eigenbasis(np.broadcast_to(sigma_yx, (*batch, *sigma_yx.shape[-2:])),
-                               np.broadcast_to(lam, batch))
+    O, mu = riccati_eigenbasis(
+        np.broadcast_to(sigma_yx, (*batch, *sigma_yx.shape[-2:])), np.broadcast_to(lam, batch)
+    )
     Q0 = np.concatenate([np.swapaxes(W1, -1, -2), W2], axis=-2)
     Q0 = np.broadcast_to(Q0, (*batch, *Q0.shape[-2:]))
     # Reduce Q0 to orthogonal columns (QQᵀ only depends on Q0Q0ᵀ); drop null directions.
@@ -254,26 +325,31 @@ def qqt(
     mu = mu.reshape(nb, n)
     tol = saddle_tol * np.broadcast_to(sq.reshape(nb, h), (nb, h))
     O = O.reshape(nb, n, n)
+    m = min(n_i, n - n_i)
+    fast = _fixed_pivots_ok(P, m)
     out = np.empty((times.size, nb, n, n))
     flat = out.reshape(-1, n, n)
-    run_of = np.tile(np.arange(nb), times.size)
-    time_of = np.repeat(times, nb)
-    for start in range(0, flat.shape[0], _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        r, tt = run_of[sl], time_of[sl]
-        mu_c = mu[r]
-        amu = np.abs(mu_c)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            phi = np.where(amu > 0, -np.expm1(-2 * amu * tt[:, None]) / (2 * amu), tt[:, None])
-        Lam, K = _graded_riccati(P[r], mu_c * tt[:, None], phi, tol[r])
-        # QQᵀ = O Λ K⁻¹ Λᵀ Oᵀ = YYᵀ with Y = O Λ C⁻ᵀ, K = CCᵀ (symmetric by construction)
-        Y = O[r] @ Lam @ np.swapaxes(np.linalg.inv(np.linalg.cholesky(K)), 1, 2)
-        np.matmul(Y, np.swapaxes(Y, 1, 2), out=flat[sl])
+    if np.any(fast):
+        runs = np.flatnonzero(fast)
+        X, G0 = _fixed_pivot_factors(P[runs], m)
+        mu_f, O_f = mu[runs], O[runs]
+        for idx, r, tt in _chunks(runs, nb, times):
+            flat[idx] = _fixed_pivot_riccati(X[r], G0[r], mu_f[r], O_f[r], tt, m)
+    if not np.all(fast):
+        runs = np.flatnonzero(~fast)
+        for idx, r, tt in _chunks(runs, nb, times):
+            run = runs[r]
+            mu_t = mu[run] * tt[:, None]
+            Lam, K = _graded_riccati(P[run], mu_t, _phi(mu[run], tt[:, None]), tol[run])
+            flat[idx] = _gram(O[run] @ Lam, K)
     return out.reshape(times.size, *batch, n, n)
 
 
 def qqt_blocks(q: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split QQᵀ (..., N_i+N_o, N_i+N_o) into W1ᵀW1 (N_i, N_i), W2W1 (N_o, N_i), W2W2ᵀ (N_o, N_o)."""
+    """Split QQᵀ (..., N_i+N_o, N_i+N_o) into its blocks.
+
+    Returns W1ᵀW1 (..., N_i, N_i), W2W1 (..., N_o, N_i) and W2W2ᵀ (..., N_o, N_o).
+    """
     return q[..., :n_in, :n_in], q[..., n_in:, :n_in], q[..., n_in:, n_in:]
 
 
@@ -361,7 +437,9 @@ def converged(sigma_yx: object, lam: object) -> np.ndarray:
     batch = np.broadcast_shapes(sigma_yx.shape[:-2], lam.shape)
     out = np.zeros((*batch, n_i + n_o, n_i + n_o))
     out[..., :n_i, :n_i] = (V[..., :, :m] * s1[..., None, :] ** 2) @ Vt[..., :m, :]
-    out[..., n_i:, n_i:] = (U[..., :, :m] * s2[..., None, :] ** 2) @ np.swapaxes(U[..., :, :m], -1, -2)
+    out[..., n_i:, n_i:] = (U[..., :, :m] * s2[..., None, :] ** 2) @ np.swapaxes(
+        U[..., :, :m], -1, -2
+    )
     out[..., n_i:, :n_i] = sigma_yx
     out[..., :n_i, n_i:] = np.swapaxes(sigma_yx, -1, -2)
     return out

@@ -34,7 +34,9 @@ def as_generator(seed: int | np.random.SeedSequence | np.random.Generator) -> np
     return np.random.default_rng(int(seed))
 
 
-def balanced_singular_values(lam: float | np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def balanced_singular_values(
+    lam: float | np.ndarray, a: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Layer singular values of a λ-balanced pair with product singular values ``a``.
 
     Solves s2² − s1² = λ, s1·s2 = a (a ≥ 0):
@@ -495,8 +497,10 @@ def gaussian_deep(
     """
     widths = _check_widths(widths)
     L = len(widths) - 1
-    stds = np.broadcast_to(as_array(std, "std", ndim=(0, 1)), (L,)) if np.ndim(std) == 0 else (
-        as_array(std, "std", ndim=1)
+    stds = (
+        np.broadcast_to(as_array(std, "std", ndim=(0, 1)), (L,))
+        if np.ndim(std) == 0
+        else (as_array(std, "std", ndim=1))
     )
     if stds.shape != (L,):
         raise ValueError(f"`std` must be a number or have L={L} entries, got {stds.shape[0]}")

@@ -199,7 +199,9 @@ def whiten(X: np.ndarray, *, rcond: float = 1e-10) -> np.ndarray:
     return (evecs / np.sqrt(evals)) @ evecs.T @ X
 
 
-def from_arrays(inputs: object, targets: object, *, name: str = "data", center: bool = False) -> Task:
+def from_arrays(
+    inputs: object, targets: object, *, name: str = "data", center: bool = False
+) -> Task:
     """A task from a user dataset, whitened on load.
 
     Parameters
@@ -269,8 +271,9 @@ def load_dataset(
         unknown = [c for c in cols if c not in frame.columns]
         if unknown:
             raise ValueError(f"dataset `{path}` has no columns {unknown}")
-    return from_arrays(frame[xcols].to_numpy(float), frame[ycols].to_numpy(float),
-                       name=path.stem, center=center)
+    return from_arrays(
+        frame[xcols].to_numpy(float), frame[ycols].to_numpy(float), name=path.stem, center=center
+    )
 
 
 def make_task(kind: str, **params: object) -> Task:

@@ -66,8 +66,16 @@ def gradient_flow_reference(
 
     y0 = np.concatenate([w.ravel() for w in weights])
     scale = max(np.abs(y0).max(), 1e-300)
-    sol = solve_ivp(rhs, (0.0, float(t[-1])), y0, method="Radau", t_eval=t, jac=jac,
-                    rtol=rtol, atol=rtol * 1e-3 * scale)
+    sol = solve_ivp(
+        rhs,
+        (0.0, float(t[-1])),
+        y0,
+        method="Radau",
+        t_eval=t,
+        jac=jac,
+        rtol=rtol,
+        atol=rtol * 1e-3 * scale,
+    )
     assert sol.success, sol.message
     per_time = [unpack(y) for y in sol.y.T]
     return [np.stack([ws[layer] for ws in per_time]) for layer in range(len(weights))]
@@ -96,8 +104,9 @@ def _directional(ws, dws, sigma_yx, sigma_xx) -> np.ndarray:
     return np.concatenate(out)
 
 
-def qqt_reference(W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray, t: np.ndarray,
-                  **kwargs) -> np.ndarray:
+def qqt_reference(
+    W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray, t: np.ndarray, **kwargs
+) -> np.ndarray:
     """QQᵀ(t), Q = [W1ᵀ; W2], from the integrated weights: shape (n_t, n, n)."""
     w1, w2 = gradient_flow_reference([W1, W2], sigma_yx, t, **kwargs)
     Q = np.concatenate([np.swapaxes(w1, 1, 2), w2], axis=1)

@@ -79,7 +79,8 @@ EXTREME = [
 @pytest.mark.parametrize("lam,n_in,n_hidden,n_out,scale", EXTREME)
 def test_matches_ode_extreme_lambda_long_times(lam, n_in, n_hidden, n_out, scale):
     seed = next(
-        s for s in range(5, 50)
+        s
+        for s in range(5, 50)
         if _growing_block_rank_ok(*_problem(lam, n_in, n_hidden, n_out, scale, seed=s), lam)
     )
     W1, W2, syx = _problem(lam, n_in, n_hidden, n_out, scale, seed=seed)
@@ -148,8 +149,12 @@ def test_batched_equals_looped():
     batched = qqt(W1, W2, task.sigma_yx, t)
     assert batched.shape == (7, 6, 7, 7)
     for i, (w1, w2) in enumerate(pairs):
-        np.testing.assert_allclose(batched[:, i], qqt(w1, w2, task.sigma_yx, t), rtol=0,
-                                   atol=1e-13 * np.abs(batched[:, i]).max())
+        np.testing.assert_allclose(
+            batched[:, i],
+            qqt(w1, w2, task.sigma_yx, t),
+            rtol=0,
+            atol=1e-13 * np.abs(batched[:, i]).max(),
+        )
 
 
 def test_per_run_tasks_broadcast():
@@ -200,14 +205,28 @@ def test_property_initial_state_symmetry_and_spectral_gap(n_in, n_out, extra, la
         np.testing.assert_allclose(e2 - e1, lam, atol=1e-8 * (1 + abs(lam) + e2.max()))
 
 
-@pytest.mark.parametrize("lam,n_in,n_out", [(0.0, 3, 3), (2.0, 3, 3), (-40.0, 3, 3),
-                                            (1.0, 4, 2), (-1.0, 2, 4), (-300.0, 2, 3),
-                                            (300.0, 3, 2)])
+@pytest.mark.parametrize(
+    "lam,n_in,n_out",
+    [
+        (0.0, 3, 3),
+        (2.0, 3, 3),
+        (-40.0, 3, 3),
+        (1.0, 4, 2),
+        (-1.0, 2, 4),
+        (-300.0, 2, 3),
+        (300.0, 3, 2),
+    ],
+)
 def test_converged_state_is_the_long_time_limit(lam, n_in, n_out):
     m = min(n_in, n_out)
     task = random_regression(n_in, n_out, seed=7)
-    seed = next(s for s in range(60) if _growing_block_rank_ok(
-        *lambda_balanced(lam, n_in, m, n_out, 0.05, seed=s), task.sigma_yx, lam))
+    seed = next(
+        s
+        for s in range(60)
+        if _growing_block_rank_ok(
+            *lambda_balanced(lam, n_in, m, n_out, 0.05, seed=s), task.sigma_yx, lam
+        )
+    )
     W1, W2 = lambda_balanced(lam, n_in, m, n_out, 0.05, seed=seed)
     q_inf = converged(task.sigma_yx, lam)
     q = qqt(W1, W2, task.sigma_yx, [1e3])[0]
@@ -221,11 +240,25 @@ def _scalar_ode(a0, s, lam, t):
     """τ da/dt = √(λ²+4a²)(s − a), integrated directly (or in v = ln(−a) on the λ = 0 saddle,
     where a → 0⁻ and an absolute tolerance would let the integrator step across 0)."""
     if lam == 0 and a0 < 0:
-        sol = solve_ivp(lambda _t, v: -2 * (s + np.exp(v)), (0, t[-1]), [np.log(-a0)],
-                        method="Radau", t_eval=t, rtol=1e-12, atol=1e-12)
+        sol = solve_ivp(
+            lambda _t, v: -2 * (s + np.exp(v)),
+            (0, t[-1]),
+            [np.log(-a0)],
+            method="Radau",
+            t_eval=t,
+            rtol=1e-12,
+            atol=1e-12,
+        )
         return -np.exp(sol.y[0])
-    sol = solve_ivp(lambda _t, a: np.sqrt(lam**2 + 4 * a**2) * (s - a), (0, t[-1]), [a0],
-                    method="Radau", t_eval=t, rtol=1e-12, atol=1e-15)
+    sol = solve_ivp(
+        lambda _t, a: np.sqrt(lam**2 + 4 * a**2) * (s - a),
+        (0, t[-1]),
+        [a0],
+        method="Radau",
+        t_eval=t,
+        rtol=1e-12,
+        atol=1e-15,
+    )
     return sol.y[0]
 
 
@@ -244,8 +277,7 @@ def test_aligned_singular_values_agree_with_qqt_for_an_aligned_init():
     for lam in (0.0, 0.8, -5.0):
         W1, W2 = lambda_balanced(lam, 3, 3, 3, [0.01, 0.02, 0.03], seed=1, aligned=task)
         sv = np.linalg.svd(network_function(W1, W2, task.sigma_yx, t), compute_uv=False)
-        a = aligned_singular_values(np.array([0.01, 0.02, 0.03]), np.array([2.0, 1.0, 0.5]),
-                                    lam, t)
+        a = aligned_singular_values(np.array([0.01, 0.02, 0.03]), np.array([2.0, 1.0, 0.5]), lam, t)
         np.testing.assert_allclose(np.sort(sv, axis=-1), np.sort(a, axis=-1), atol=1e-10)
 
 
@@ -293,3 +325,23 @@ def test_rejects_nonfinite_and_negative_time():
         qqt(W1, W2, np.eye(2), [-1.0])
     with pytest.raises(ValueError, match="`tau` must be a finite number > 0"):
         qqt(W1, W2, np.eye(2), [1.0], tau=0)
+
+
+@pytest.mark.parametrize("lam,n_in,n_hidden,n_out", SHAPES[:7])
+def test_fixed_pivot_fast_path_equals_graded_elimination(monkeypatch, lam, n_in, n_hidden, n_out):
+    import lrsweep.exact as exact
+
+    W1, W2, syx = _problem(lam, n_in, n_hidden, n_out, scale=0.3)
+    t = np.array([0.0, 0.7, 3.0, 30.0, 1000.0])
+    fast = exact.qqt(W1, W2, syx, t)
+    assert (
+        exact._fixed_pivots_ok(
+            (exact.riccati_eigenbasis(syx, np.asarray(lam))[0].T @ np.vstack([W1.T, W2]))[None],
+            min(n_in, n_out),
+        ).all()
+        or n_hidden != min(n_in, n_out)
+        or lam == 0
+    )
+    monkeypatch.setattr(exact, "_FIXED_PIVOT_COND", 0.0)  # force the graded elimination
+    graded = exact.qqt(W1, W2, syx, t)
+    assert rel_err(fast, graded).max() <= 1e-11

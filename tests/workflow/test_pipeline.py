@@ -156,9 +156,11 @@ def test_physics_in_the_tables(reference):
     assert set(runs.loc[(8, -30.0), "regime"]) == {"rich"}
 
 
-def test_plots_and_nothing_left_to_do(reference):
+def test_plots_report_and_nothing_left_to_do(reference):
     if importlib_find("lrsweep.plots"):
         assert (reference / "results/square/plots/phase_kernel_distance.png").is_file()
+        smk(reference, "--report", "results/report.html")
+        assert "phase_kernel_distance.png" in (reference / "results/report.html").read_text()
     proc = smk(reference, "--cores", "2", "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 

@@ -121,7 +121,7 @@ def _solve(args: argparse.Namespace) -> None:
         "task": {"kind": args.task, "seed": args.task_seed},
         "init": {"aligned": args.aligned},
         "time": {"t_max": args.t_max, "n_points": args.n_points, "spacing": args.spacing},
-        "on_invalid": "error",
+        "on_invalid": "skip",
         "grid": {"n_in": args.n_in, "n_out": args.n_out, "width": args.n_hidden,
                  "depth": args.depth, "lambda": args.lam, "scale": args.scale,
                  "seed": args.seed},
@@ -129,7 +129,15 @@ def _solve(args: argparse.Namespace) -> None:
     if args.task != "random":
         cfg["sweeps"]["cli"]["grid"].pop("n_in")
         cfg["sweeps"]["cli"]["grid"].pop("n_out")
-    p = grid.plan(cfg)["cli"]
+    try:
+        p = grid.plan(cfg)["cli"]
+    except grid.ConfigError as exc:  # name the command-line option, not the config key
+        msg = str(exc)
+        for key, opt in _SOLVE_OPTIONS.items():
+            msg = msg.replace(f"config key `sweeps.cli.{key}`", f"`{opt}`")
+        raise ValueError(msg) from None
+    if p.n_skipped:
+        raise ValueError(f"inadmissible run: {p.points['reason'][0]}")
     runs, traj = solve.solve_points(p.shard_spec(p.shards[0]))
     row = runs.to_pylist()[0]
     if row["status"] != "ok":
@@ -160,6 +168,14 @@ def _solve(args: argparse.Namespace) -> None:
         io.write_table(traj, args.out, io.TRAJECTORIES_SCHEMA)
         print(f"trajectory ({traj.num_rows} rows: t, loss, kernel_distance, singular_values) "
               f"-> {args.out}")
+
+
+_SOLVE_OPTIONS = {
+    "grid.n_in": "--n-in", "grid.n_out": "--n-out", "grid.width": "--n-hidden",
+    "grid.depth": "--depth", "grid.lambda": "--lam", "grid.scale": "--scale",
+    "grid.seed": "--seed", "time.t_max": "--t-max", "time.n_points": "--n-points", "lr": "--lr",
+    "task.seed": "--task-seed",
+}
 
 
 def _check_config(args: argparse.Namespace) -> None:

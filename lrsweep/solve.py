@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import sys
 import time
 import warnings
@@ -399,7 +400,14 @@ def run_shard(
     *,
     log: TextIO | None = sys.stderr,
 ) -> tuple[Path, Path]:
-    """Solve a shard and write its two Parquet files atomically (the ``solve_shard`` job)."""
+    """Solve a shard and write its two Parquet files atomically (the ``solve_shard`` job).
+
+    Test hook: if the environment variable ``LRSWEEP_INJECT_FAILURE`` equals
+    ``<sweep>/<shard>``, the job fails before solving (used to test failure handling of
+    executors, e.g. on SLURM, which exports the environment to the job).
+    """
+    if os.environ.get("LRSWEEP_INJECT_FAILURE") == f"{spec['sweep']}/{spec['shard']}":
+        raise RuntimeError(f"injected failure in shard {spec['sweep']}/{spec['shard']}")
     t0 = time.perf_counter()
     runs, traj = solve_points(spec, log=log)
     io.write_table(traj, trajectories_path, io.TRAJECTORIES_SCHEMA)

@@ -65,8 +65,10 @@ def test_solve_deep_uses_the_simulator(capsys):
 def test_solve_errors_are_one_line(capsys):
     code, out, err = run(capsys, "solve", "--lam", "1", "--n-hidden", "8")
     assert code == 1 and out == ""
-    assert err.startswith("Error: sweep `cli`: 1 of 1 grid points are inadmissible")
+    assert err.startswith("Error: inadmissible run: `lam`=1 > 0 needs widths non-decreasing")
     assert err.count("\n") == 1
+    code, _, err = run(capsys, "solve", "--n-hidden", "0")
+    assert code == 1 and err == "Error: `--n-hidden` = 0: values must be >= 1 (got 0)\n"
     code, _, err = run(capsys, "solve", "--depth", "3", "--solver", "exact")
     assert code == 1 and "solver 'exact' needs depth 2" in err
 

@@ -161,3 +161,11 @@ def test_hierarchy_task_and_code_fingerprint():
         solve.build_task({"kind": "hierarchy"}, 4, 4)
     fp = solve.code_fingerprint()
     assert isinstance(fp, str) and len(fp) == 16 and fp == solve.code_fingerprint()
+
+
+def test_injected_failure_hook(tmp_path, monkeypatch):
+    (spec,) = specs(**EXACT)
+    monkeypatch.setenv("LRSWEEP_INJECT_FAILURE", f"s/{spec['shard']}")
+    with pytest.raises(RuntimeError, match=f"injected failure in shard s/{spec['shard']}"):
+        solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=None)
+    assert not (tmp_path / "r.parquet").exists()

@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,9 +57,26 @@ TINY = {
 }
 
 
+def _no_slurm_probe() -> Path:
+    """A bin dir whose `scontrol` fails at once.
+
+    Snakemake imports every installed executor plugin; the SLURM plugin then runs
+    `scontrol show config` with a 10 s timeout, which every snakemake call pays where
+    `sinfo` exists but no controller answers. These tests never submit to SLURM.
+    """
+    shim = Path(tempfile.mkdtemp(prefix="lrsweep-noslurm-"))
+    (shim / "scontrol").write_text("#!/bin/sh\nexit 1\n")
+    (shim / "scontrol").chmod(0o755)
+    return shim
+
+
+SHIM = _no_slurm_probe()
+
+
 def env() -> dict:
     e = dict(os.environ)
-    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"  # the `lrsweep` console script
+    # the `lrsweep` console script, and a fast-failing `scontrol`
+    e["PATH"] = os.pathsep.join([str(BIN), str(SHIM), e.get("PATH", "")])
     return e
 
 

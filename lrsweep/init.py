@@ -113,46 +113,13 @@ def lambda_balanced(
     True
     """
     lam = finite(lam, "lam")
-    n_in = positive_int(n_in, "n_in")
-    n_hidden = positive_int(n_hidden, "n_hidden")
-    n_out = positive_int(n_out, "n_out")
-    check_admissible(lam, n_in, n_hidden, n_out)
-    r = min(n_in, n_hidden, n_out)
-    a = as_array(scale, "scale", ndim=(0, 1))
-    if a.ndim == 0:
-        a = np.full(r, nonnegative(float(a), "scale"))
-    elif a.shape != (r,):
-        raise ValueError(
-            f"`scale` must be a number or have min(n_in, n_hidden, n_out)={r} entries, "
-            f"got {a.shape[0]}"
-        )
-    if np.any(a < 0):
-        raise ValueError(f"`scale` must be non-negative, got min {a.min():g}")
-    rng = as_generator(seed)
-    R = haar_orthogonal(n_hidden, rng)
-    if aligned is None:
-        U = haar_orthogonal(n_out, rng)
-        V = haar_orthogonal(n_in, rng)
-    else:
-        U, V = (aligned.svd[0], aligned.svd[2]) if isinstance(aligned, Task) else aligned
-        if U.shape != (n_out, n_out) or V.shape != (n_in, n_in):
-            raise ValueError(
-                f"`aligned` must give U ({n_out}, {n_out}) and V ({n_in}, {n_in}), "
-                f"got {U.shape} and {V.shape}"
-            )
-    s1 = np.zeros(n_hidden)
-    s2 = np.zeros(n_hidden)
-    s1[:r], s2[:r] = balanced_singular_values(lam, a)
-    extra = np.arange(r, n_hidden)
-    s2[extra[extra < n_out]] = np.sqrt(max(lam, 0.0))
-    s1[extra[extra < n_in]] = np.sqrt(max(-lam, 0.0))
-    S1 = np.zeros((n_hidden, n_in))
-    S2 = np.zeros((n_out, n_hidden))
-    k1 = min(n_hidden, n_in)
-    k2 = min(n_hidden, n_out)
-    S1[np.arange(k1), np.arange(k1)] = s1[:k1]
-    S2[np.arange(k2), np.arange(k2)] = s2[:k2]
-    return R @ S1 @ V.T, U @ S2 @ R.T
+    widths = [
+        positive_int(n, name)
+        for n, name in ((n_in, "n_in"), (n_hidden, "n_hidden"), (n_out, "n_out"))
+    ]
+    check_admissible(lam, *widths)
+    W1, W2 = lambda_balanced_deep(lam, widths, scale, seed, aligned)
+    return W1, W2
 
 
 def gaussian(

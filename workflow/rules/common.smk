@@ -66,7 +66,7 @@ def get_threshold(wildcards):
 
 
 def get_final_output():
-    """Tables, summary and (if enabled) figures of every sweep."""
+    """Tables, summary and (if enabled) figures of every sweep, and the paper summary page."""
     targets = []
     for sweep in PLANS:
         targets += expand(
@@ -77,6 +77,10 @@ def get_final_output():
         targets.append(f"results/{sweep}/summary.txt")
         if plots_enabled():
             targets.append(f"results/{sweep}/plots")
+    if plots_enabled():
+        targets.append(
+            "results/summary.png"
+        )  # the paper's figures on one page (paper.smk)
     return targets
 
 

@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100)
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--flow-runs", type=int, default=100)
+    parser.add_argument("--baseline-runs", type=int, default=5)
     args = parser.parse_args()
 
     gd = bench_descent(args.runs, args.steps, args.records, args.lr)
@@ -143,6 +144,16 @@ def main() -> None:
         f"{gd['run_steps_per_second']:.3g} run-steps/s; init {gd['init_seconds']:.2f} s; "
         f"S(0,t_end) in [{gd['kernel_distance_final_range'][0]:.3g}, "
         f"{gd['kernel_distance_final_range'][1]:.3g}]"
+    )
+    # baseline in the same run: the same workload one run at a time (a per-run Python loop)
+    single = [
+        bench_descent(1, args.steps, args.records, args.lr) for _ in range(args.baseline_runs)
+    ]
+    base_rate = len(single) / sum(b["wall_seconds"] for b in single)
+    gd["baseline_runs_per_second"] = base_rate
+    print(
+        f"baseline, one run at a time: {base_rate:.1f} runs/s; batching is "
+        f"{gd['runs_per_second'] / base_rate:.0f}x faster"
     )
     fe = bench_flow_vs_exact(args.flow_runs)
     print(

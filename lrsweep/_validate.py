@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-#: Relative tolerance for λ-balance: ‖W2ᵀW2 − W1W1ᵀ − λI‖_F ≤ tol · (‖W2ᵀW2‖_F + ‖W1W1ᵀ‖_F).
+#: Relative tolerance for λ-balance: ‖W2ᵀW2 − W1W1ᵀ − λI‖_F ≤ tol · (‖W1‖_F² + ‖W2‖_F²).
 BALANCE_RTOL = 1e-8
 
 
@@ -139,7 +139,7 @@ def lambda_of(W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL) -> 
     Raises
     ------
     ValueError
-        If ‖W2ᵀW2 − W1W1ᵀ − λI‖_F > rtol · (‖W2ᵀW2‖_F + ‖W1W1ᵀ‖_F) for some run.
+        If ‖W2ᵀW2 − W1W1ᵀ − λI‖_F > rtol · (‖W1‖_F² + ‖W2‖_F²) for some run.
     """
     gap = np.swapaxes(W2, -1, -2) @ W2 - W1 @ np.swapaxes(W1, -1, -2)
     n_h = gap.shape[-1]

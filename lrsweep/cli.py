@@ -145,7 +145,7 @@ def _solve(args: argparse.Namespace) -> None:
     from lrsweep.metrics import regime
 
     label = str(regime(row["kernel_distance"]))
-    print(f"{solver} solver, N_i={args.n_in} N_h={args.n_hidden} N_o={args.n_out} "
+    print(f"{solver} solver, N_i={row['n_in']} N_h={row['width']} N_o={row['n_out']} "
           f"L={args.depth}, lambda={args.lam:g}, scale={args.scale:g}, seed={args.seed}, "
           f"t_max={args.t_max:g} tau")
     fields = [

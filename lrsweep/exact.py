@@ -357,8 +357,8 @@ def network_function(
     W1: object, W2: object, sigma_yx: object, t: object, *, tau: float = 1.0
 ) -> np.ndarray:
     """Exact network function W2W1(t), shape (n_t, ..., N_o, N_i) (off-diagonal block of QQᵀ)."""
-    n_i = np.shape(W1)[-1]
-    return qqt_blocks(qqt(W1, W2, sigma_yx, t, tau=tau), n_i)[1]
+    W1, W2, sigma_yx = _check_two_layer(W1, W2, sigma_yx)
+    return qqt_blocks(qqt(W1, W2, sigma_yx, t, tau=tau), W1.shape[-1])[1]
 
 
 def aligned_singular_values(

@@ -15,11 +15,17 @@ from lrsweep._validate import as_array, check_admissible, finite, nonnegative, p
 from lrsweep.tasks import Task, haar_orthogonal
 
 __all__ = [
-    "balanced_singular_values",
-    "lambda_balanced",
-    "gaussian",
-    "imbalances",
     "as_generator",
+    "balanced_singular_values",
+    "check_admissible_deep",
+    "deep_balanced_singular_values",
+    "gaussian",
+    "gaussian_deep",
+    "imbalance_report",
+    "imbalances",
+    "lambda_balanced",
+    "lambda_balanced_deep",
+    "layer_widths",
 ]
 
 
@@ -134,10 +140,11 @@ def gaussian(
     Returns ``(W1, W2)`` with shapes (N_h, N_i), (N_o, N_h); :func:`imbalances` reports
     how far they are from λ-balance.
     """
-    std = nonnegative(std, "std")
-    rng = as_generator(seed)
-    W1 = std * rng.standard_normal((positive_int(n_hidden, "n_hidden"), positive_int(n_in, "n_in")))
-    W2 = std * rng.standard_normal((positive_int(n_out, "n_out"), n_hidden))
+    widths = [
+        positive_int(n, name)
+        for n, name in ((n_in, "n_in"), (n_hidden, "n_hidden"), (n_out, "n_out"))
+    ]
+    W1, W2 = gaussian_deep(widths, nonnegative(std, "std"), seed)
     return W1, W2
 
 

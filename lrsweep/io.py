@@ -102,6 +102,7 @@ PHASE_SCHEMA = pa.schema(
         ("solver", _str),
         *[p for p in PARAMETERS if p[0] != "seed"],
         ("n_seeds", _i64),  # runs with status ok in the cell
+        ("n_fit", _i64),  # of those, runs that reached 90% of the fit by t_max
         *[(f"{m}_{s}", _f64) for m in PHASE_METRICS for s in ("mean", "std")],
     ]
 )

@@ -47,6 +47,7 @@ __all__ = [
     "kernel_inner",
     "kernel_norm",
     "loss",
+    "lowest_loss",
     "ntk_grams",
     "ntk_grams_from_qqt",
     "ntk_matrix",
@@ -679,6 +680,32 @@ def loss(
         return excess
     irreducible = 0.5 * (np.trace(sigma_yy, axis1=-2, axis2=-1) - explained)
     return excess + np.maximum(irreducible, 0.0)
+
+
+def lowest_loss(sigma_yx: object, rank: int) -> np.ndarray:
+    """Lowest excess loss a linear network with a width-``rank`` bottleneck can reach.
+
+    With whitened inputs the excess loss is ½‖W − Σyx‖_F², and W = W_L⋯W_1 has rank at most
+    r = min(widths); by Eckart–Young the minimum is ½ Σ_{k>r} s̃_k² (0 when r ≥ min(N_i, N_o)).
+    It is the level that "fitting" can reach, e.g. ``time_to_fit(..., final_loss=...)``.
+
+    Parameters
+    ----------
+    sigma_yx : array_like, shape (..., N_o, N_i)
+    rank : int
+        The narrowest layer width r.
+
+    Returns
+    -------
+    ndarray, shape (...)
+
+    Examples
+    --------
+    >>> float(lowest_loss(np.diag([3.0, 2.0, 1.0]), 1))
+    2.5
+    """
+    s = np.linalg.svd(as_array(sigma_yx, "sigma_yx"), compute_uv=False)
+    return 0.5 * np.sum(s[..., positive_int(rank, "rank"):] ** 2, axis=-1)
 
 
 def relative_weight_change(

@@ -46,16 +46,16 @@ from lrsweep.metrics import LAZY_THRESHOLD
 from lrsweep.metrics import loss as excess_loss
 from lrsweep.plots import (
     AxisScale,
-    _new_figure,
-    _style,
     arch_label,
     draw_boundary_markers,
     draw_heatmap,
     draw_threshold_contour,
+    figure_style,
     lambda_cmap,
     lambda_norm,
     metric_norm,
     metric_style,
+    new_figure,
     save_figure,
 )
 from lrsweep.simulate import gradient_descent
@@ -284,8 +284,8 @@ def draw_exact_vs_sim(df: pd.DataFrame) -> Figure:
     dev = _deviations(df, ["quantity"])
     lr = float(df["lr"].iloc[0])
     palette = sns.color_palette("tab10", 10)
-    with _style():
-        fig = _new_figure(2.3 * lams.size + 0.6, 1.75 * len(_EVS_ROWS) + 0.9)
+    with figure_style():
+        fig = new_figure(2.3 * lams.size + 0.6, 1.75 * len(_EVS_ROWS) + 0.9)
         axes = fig.subplots(len(_EVS_ROWS), lams.size, sharex=True, sharey="row", squeeze=False)
         for i, (qty, label) in enumerate(_EVS_ROWS):
             sub = df[df["quantity"] == qty]
@@ -406,8 +406,8 @@ def draw_singular_values(df: pd.DataFrame) -> Figure:
     modes = np.sort(df["mode"].unique())
     s_of = df.groupby("mode")["s_tilde"].first()
     rich_t = _sv_t_zoom(ex)
-    with _style():
-        fig = _new_figure(11.5, 3.6)
+    with figure_style():
+        fig = new_figure(11.5, 3.6)
         ax_a, ax_b, ax_c = fig.subplots(1, 3)
         for lam in lams:
             c = cmap(norm(lam))
@@ -649,8 +649,8 @@ def draw_hierarchy(df: pd.DataFrame) -> Figure:
         "W1tW1": (r"$W_1^\top W_1$ (items)", True),
         "W2W2t": (r"$W_2W_2^\top$ (features)", False),
     }
-    with _style():
-        fig = _new_figure(3.1 * lams.size + 1.6, 6.6)
+    with figure_style():
+        fig = new_figure(3.1 * lams.size + 1.6, 6.6)
         axes = fig.subplots(2, lams.size, squeeze=False)
         for r, (rsm, (label, is_items)) in enumerate(names.items()):
             sub = df[df["rsm"] == rsm]
@@ -886,8 +886,8 @@ def draw_applications(df: pd.DataFrame) -> Figure:
     def colour(lam: float):
         return "black" if lam == 0 else cmap(norm(lam))
 
-    with _style():
-        fig = _new_figure(12.0, 7.6)
+    with figure_style():
+        fig = new_figure(12.0, 7.6)
         (ax_a, ax_b, ax_c), (ax_d, ax_e, ax_f) = fig.subplots(2, 3)
         # (a) reversal: loss on −Σ after the flip
         fit = _scalar(df, "reversal", "fit_level")["value"].iloc[0]
@@ -1213,8 +1213,8 @@ def _threshold(df: pd.DataFrame) -> float:
 
 
 def _placeholder(text: str, title: str) -> Figure:
-    with _style():
-        fig = _new_figure(7.0, 3.0)
+    with figure_style():
+        fig = new_figure(7.0, 3.0)
         ax = fig.subplots()
         ax.axis("off")
         ax.text(
@@ -1341,14 +1341,14 @@ def _pivot(sub: pd.DataFrame, col: str, lambdas, scales) -> np.ndarray:
 
 
 def _boundary_legend(fig: Figure, thr: float) -> None:
-    from lrsweep.plots import _CONTOUR_STYLE, _MARKER_STYLE
+    from lrsweep.plots import CONTOUR_STYLE, MARKER_STYLE
 
     fig.legend(
         handles=[
             Line2D(
-                [], [], label=rf"lazy/rich boundary $S(0,t_{{\max}}) = {thr:g}$", **_CONTOUR_STYLE
+                [], [], label=rf"lazy/rich boundary $S(0,t_{{\max}}) = {thr:g}$", **CONTOUR_STYLE
             ),
-            Line2D([], [], label="boundary crossings (boundary table)", **_MARKER_STYLE),
+            Line2D([], [], label="boundary crossings (boundary table)", **MARKER_STYLE),
         ],
         loc="outside lower center",
         ncols=2,
@@ -1377,8 +1377,8 @@ def draw_phase(df: pd.DataFrame) -> Figure:
         )
     groups = [sub for _, sub in df.groupby(["n_in", "width", "n_out"], sort=True)]
     titles = [(arch_label(*sub[["n_in", "width", "n_out"]].iloc[0]), "") for sub in groups]
-    with _style():
-        fig = _new_figure(3.0 * len(_PHASE_METRICS) + 0.6, 2.6 * len(groups) + 1.6)
+    with figure_style():
+        fig = new_figure(3.0 * len(_PHASE_METRICS) + 0.6, 2.6 * len(groups) + 1.6)
         _heatmap_grid(fig, df, _PHASE_METRICS, groups, titles, metrics_in_rows=False)
         _boundary_legend(fig, _threshold(df))
         fig.suptitle(_phase_title(df, "Lazy–rich phase diagram"), fontsize=10)
@@ -1425,8 +1425,8 @@ def draw_architecture(df: pd.DataFrame) -> Figure:
         groups.append(sub)
         titles.append((arch_label(*first), ""))
     metrics = ("kernel_distance", "time_to_fit_90")
-    with _style():
-        fig = _new_figure(3.3 * len(groups) + 1.4, 2.5 * (len(metrics) + 1) + 1.0)
+    with figure_style():
+        fig = new_figure(3.3 * len(groups) + 1.4, 2.5 * (len(metrics) + 1) + 1.0)
         sub_figs = fig.subfigures(2, 1, height_ratios=[len(metrics), 1.05])
         _heatmap_grid(sub_figs[0], df, metrics, groups, titles, metrics_in_rows=True)
         _architecture_cuts(sub_figs[1], groups, titles, _threshold(df))
@@ -1479,8 +1479,8 @@ def draw_width_depth(df: pd.DataFrame) -> Figure:
         ("kernel_distance", r"kernel distance $S(0, t_{\max})$"),
         ("time_to_fit_90", r"time to 90 % fit $t/\tau$"),
     )
-    with _style():
-        fig = _new_figure(12.0, 6.4)
+    with figure_style():
+        fig = new_figure(12.0, 6.4)
         axes = fig.subplots(2, 3, squeeze=False)
         lam_df = _one_facet(df[df["sweep"] == _widest(df, "scale")])
         width_df = df[df["sweep"] == _widest(df, "width")] if _varies(df, "width") else None
@@ -1705,7 +1705,7 @@ def draw_summary(images: Sequence[tuple[str, Path, str]], *, ncols: int = 2) -> 
     """One page: each figure's PNG with its title and wrapped caption underneath."""
     n = len(images)
     nrows = max(1, -(-n // ncols))
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(8.5 * ncols, 7.2 * nrows), layout="none")
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 

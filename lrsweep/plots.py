@@ -47,6 +47,10 @@ from matplotlib.patches import Patch, Rectangle
 from lrsweep.metrics import LAZY_THRESHOLD
 
 __all__ = [
+    "CONTOUR_STYLE",
+    "MARKER_STYLE",
+    "figure_style",
+    "new_figure",
     "ARCH_KEYS",
     "FACET_KEYS",
     "METRIC_STYLES",
@@ -89,13 +93,13 @@ PANEL_SIZE = (2.9, 2.5)
 DPI = 200
 
 _NODATA_STYLE = {"facecolor": "0.92", "edgecolor": "0.7", "hatch": "////", "linewidth": 0}
-_CONTOUR_STYLE = {
+CONTOUR_STYLE = {
     "color": "black",
     "linestyle": (0, (4, 2)),
     "linewidth": 1.3,
     "path_effects": [pe.Stroke(linewidth=3.2, foreground="white"), pe.Normal()],
 }
-_MARKER_STYLE = {
+MARKER_STYLE = {
     "marker": "D",
     "markersize": 4,
     "markerfacecolor": "white",
@@ -160,14 +164,15 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], name: str) -> None
 
 
 @contextlib.contextmanager
-def _style() -> Iterator[None]:
+def figure_style() -> Iterator[None]:
     """Seaborn 'ticks' style at paper size, PDF fonts embedded as TrueType."""
     rc = {"pdf.fonttype": 42, "figure.constrained_layout.use": True, "axes.titlesize": 9}
     with sns.axes_style("ticks"), sns.plotting_context("paper"), rc_context(rc):
         yield
 
 
-def _new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
+    """A pyplot-free Figure of ``width`` × ``height`` inches on an Agg canvas."""
     fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
@@ -372,7 +377,7 @@ def draw_threshold_contour(
             xscale.from_axis(ax, "x", line[:, 0]),
             yscale.from_axis(ax, "y", line[:, 1]),
             zorder=3,
-            **_CONTOUR_STYLE,
+            **CONTOUR_STYLE,
         )
     return len(lines)
 
@@ -388,7 +393,7 @@ def draw_boundary_markers(ax: Axes, boundary: pd.DataFrame) -> int:
     for col in boundary_lambda_columns(boundary):
         ok = boundary[[col, "scale"]].dropna()
         if len(ok):
-            ax.plot(ok[col], ok["scale"], zorder=4, **_MARKER_STYLE)
+            ax.plot(ok[col], ok["scale"], zorder=4, **MARKER_STYLE)
             n += len(ok)
     return n
 
@@ -453,8 +458,8 @@ def phase_heatmaps(
     rows, cols = _facet_grid([k for k, _ in groups])
     show_solver = phase["solver"].nunique() > 1
 
-    with _style():
-        fig = _new_figure(PANEL_SIZE[0] * len(cols) + 1.2, PANEL_SIZE[1] * len(rows) + 0.9)
+    with figure_style():
+        fig = new_figure(PANEL_SIZE[0] * len(cols) + 1.2, PANEL_SIZE[1] * len(rows) + 0.9)
         axes = fig.subplots(len(rows), len(cols), squeeze=False, sharex=True, sharey=True)
         xscale.apply(axes[0, 0], "x")
         yscale.apply(axes[0, 0], "y")
@@ -537,10 +542,10 @@ def _heatmap_legend(
     handles = []
     if drawn["contour"]:
         handles.append(
-            Line2D([], [], label=f"lazy/rich boundary ${name} = {threshold:g}$", **_CONTOUR_STYLE)
+            Line2D([], [], label=f"lazy/rich boundary ${name} = {threshold:g}$", **CONTOUR_STYLE)
         )
     if drawn["markers"]:
-        handles.append(Line2D([], [], label="boundary crossings (boundary table)", **_MARKER_STYLE))
+        handles.append(Line2D([], [], label="boundary crossings (boundary table)", **MARKER_STYLE))
     if drawn["nodata"]:
         handles.append(Patch(label=style.nan_label, **_NODATA_STYLE))
     if handles:
@@ -670,8 +675,8 @@ def trajectory_plot(
     tscale = _time_scale(data["t"])
     lscale, llim = _loss_limits(data["loss"])
 
-    with _style():
-        fig = _new_figure(10.0, 2.5 * len(groups) + 0.6)
+    with figure_style():
+        fig = new_figure(10.0, 2.5 * len(groups) + 0.6)
         axes = fig.subplots(len(groups), 3, squeeze=False, sharex=True)
         for i, (key, sub) in enumerate(groups):
             for j, (_, label) in enumerate(_TRAJECTORY_PANELS):
@@ -731,7 +736,7 @@ def save_figure(
         # open(.., "xb") rather than mkstemp: the file gets the umask's permissions, not 0600
         tmp = stem.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
         try:
-            with open(tmp, "xb") as fh, _style():
+            with open(tmp, "xb") as fh, figure_style():
                 fig.savefig(fh, format=fmt, dpi=dpi)
             os.replace(tmp, final)
         except BaseException:

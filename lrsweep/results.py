@@ -146,7 +146,8 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over seeds per cell of a runs table (:data:`io.PHASE_SCHEMA`).
 
     Every cell present in ``runs`` gets a row, also cells without any ok run (n_seeds = 0,
-    NaN metrics), so the phase grid is complete.
+    NaN metrics), so the phase grid is complete. Means skip NaN: ``time_to_fit_90_mean``
+    averages the ``n_fit`` seeds that reached 90 % of the fit by t_max, out of ``n_seeds``.
     """
     if runs.empty:
         return io.empty_table(io.PHASE_SCHEMA).to_pandas()
@@ -155,10 +156,12 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
     vals = runs[["sweep", *_PHASE_KEYS, *metrics]].copy()
     vals.loc[~ok, metrics] = np.nan
     vals["n_seeds"] = ok.astype(np.int64)
+    vals["n_fit"] = (ok & np.isfinite(runs["time_to_fit_90"])).astype(np.int64)
     g = vals.groupby(["sweep", *_PHASE_KEYS], sort=True, dropna=False)
     out = g[metrics].agg(["mean", "std"])
     out.columns = [f"{m}_{s}" for m, s in out.columns]
     out["n_seeds"] = g["n_seeds"].sum()
+    out["n_fit"] = g["n_fit"].sum()
     out = out.reset_index()
     return out[io.PHASE_SCHEMA.names]
 

@@ -65,7 +65,15 @@ PROGRESS_EVERY = 2.0
 
 #: Modules whose source defines a shard's numbers (hashed by :func:`code_fingerprint`).
 _SCIENCE_MODULES = (
-    "_validate", "tasks", "init", "exact", "simulate", "metrics", "grid", "io", "solve",
+    "_validate",
+    "tasks",
+    "init",
+    "exact",
+    "simulate",
+    "metrics",
+    "grid",
+    "io",
+    "solve",
 )
 
 
@@ -94,8 +102,12 @@ def build_task(task: Mapping[str, Any], n_in: int, n_out: int) -> Task:
     """The :class:`~lrsweep.tasks.Task` of a sweep's ``task`` settings for one architecture."""
     kind = task["kind"]
     if kind == "random":
-        params: dict[str, Any] = {"n_in": n_in, "n_out": n_out, "seed": task.get("seed", 0),
-                                  "target_scale": task.get("target_scale", 1.0)}
+        params: dict[str, Any] = {
+            "n_in": n_in,
+            "n_out": n_out,
+            "seed": task.get("seed", 0),
+            "target_scale": task.get("target_scale", 1.0),
+        }
         if task.get("n_samples") is not None:
             params["n_samples"] = task["n_samples"]
         if task.get("singular_values") is not None:
@@ -125,13 +137,22 @@ def _exact(weights, task: Task, t: np.ndarray, spec: Mapping) -> dict[str, Any]:
     a, W, b = exact.qqt_blocks(q, n_in)
     grams = metrics.ntk_grams_from_qqt(q, n_in)
     n_h = W1.shape[-2]
-    gap = np.trace(b, axis1=-2, axis2=-1) - np.trace(a, axis1=-2, axis2=-1)  # = λ N_h
+    # QQᵀ holds tr(W2ᵀW2 − W1W1ᵀ) = λN_h; a drift Δλ of λI has Frobenius norm |Δλ|√N_h, the
+    # same measure as the simulators' ‖ΔD‖_F / (‖W1‖² + ‖W2‖²)
+    gap = np.trace(b, axis1=-2, axis2=-1) - np.trace(a, axis1=-2, axis2=-1)
     size = np.trace(b[0], axis1=-2, axis2=-1) + np.trace(a[0], axis1=-2, axis2=-1)
-    drift = np.max(np.abs(gap - gap[0]), axis=0) / np.maximum(size, 1e-300) / max(n_h, 1)
+    drift = np.max(np.abs(gap - gap[0]), axis=0) / np.maximum(size, 1e-300) / np.sqrt(n_h)
     nan = np.full(W.shape[1], np.nan)
-    return {"W": W, "grams": grams, "q": q, "weight_change": nan,
-            "weight_change_layers": np.full((W.shape[1], 2), np.nan), "balance_drift": drift,
-            "ok": np.ones(W.shape[1], dtype=bool), "message": ""}
+    return {
+        "W": W,
+        "grams": grams,
+        "q": q,
+        "weight_change": nan,
+        "weight_change_layers": np.full((W.shape[1], 2), np.nan),
+        "balance_drift": drift,
+        "ok": np.ones(W.shape[1], dtype=bool),
+        "message": "",
+    }
 
 
 def _simulated(weights, task: Task, t: np.ndarray, spec: Mapping) -> dict[str, Any]:
@@ -158,9 +179,16 @@ def _simulated(weights, task: Task, t: np.ndarray, spec: Mapping) -> dict[str, A
         scale = np.sum(weights[l] ** 2, axis=(-2, -1)) + np.sum(weights[l + 1] ** 2, axis=(-2, -1))
         dev = np.max(np.linalg.norm(xt - x0, axis=(-2, -1)), axis=0)
         drift = np.maximum(drift, dev / np.maximum(scale, 1e-300))
-    return {"W": metrics.end_to_end(ws), "grams": metrics.ntk_grams(ws), "weights_t": ws,
-            "weight_change": overall, "weight_change_layers": per_layer,
-            "balance_drift": drift, "ok": ok, "message": message}
+    return {
+        "W": metrics.end_to_end(ws),
+        "grams": metrics.ntk_grams(ws),
+        "weights_t": ws,
+        "weight_change": overall,
+        "weight_change_layers": per_layer,
+        "balance_drift": drift,
+        "ok": ok,
+        "message": message,
+    }
 
 
 def _both(weights, task: Task, t: np.ndarray, spec: Mapping) -> dict[str, Any]:
@@ -171,18 +199,32 @@ def _both(weights, task: Task, t: np.ndarray, spec: Mapping) -> dict[str, Any]:
     q_sim = Q @ np.swapaxes(Q, -1, -2)
     num = np.max(np.linalg.norm(res["q"] - q_sim, axis=(-2, -1)), axis=0)
     den = np.max(np.linalg.norm(q_sim, axis=(-2, -1)), axis=0)
-    res.update(weight_change=sim["weight_change"], weight_change_layers=sim["weight_change_layers"],
-               deviation=num / np.maximum(den, 1e-300), ok=sim["ok"], message=sim["message"])
+    res.update(
+        weight_change=sim["weight_change"],
+        weight_change_layers=sim["weight_change_layers"],
+        deviation=num / np.maximum(den, 1e-300),
+        ok=sim["ok"],
+        message=sim["message"],
+    )
     return res
 
 
 _SOLVERS: dict[str, Callable[..., dict[str, Any]]] = {
-    "exact": _exact, "flow": _simulated, "gd": _simulated, "both": _both,
+    "exact": _exact,
+    "flow": _simulated,
+    "gd": _simulated,
+    "both": _both,
 }
 
 
-def _metrics(res: Mapping[str, Any], task: Task, t: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-point summary metrics and per-(t, point) curves from a solver result."""
+def _metrics(
+    res: Mapping[str, Any], task: Task, t: np.ndarray, bottleneck: int
+) -> dict[str, np.ndarray]:
+    """Per-point summary metrics and per-(t, point) curves from a solver result.
+
+    Time to fit is measured towards the lowest loss the bottleneck width allows
+    (:func:`lrsweep.metrics.lowest_loss`; 0 unless a layer is narrower than min(N_i, N_o)).
+    """
     from lrsweep import metrics
     from lrsweep.metrics import KernelGrams
 
@@ -193,14 +235,21 @@ def _metrics(res: Mapping[str, Any], task: Task, t: np.ndarray) -> dict[str, np.
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of failed points
         loss = metrics.loss(res["W"], task.sigma_yx)  # (n_t, B)
         dist = metrics.kernel_distance(g0, grams)  # (n_t, B)
-        ttf = metrics.time_to_fit(t, loss, (0.5, 0.9, 0.99), final_loss=0.0)  # (3, B)
+        floor = float(metrics.lowest_loss(task.sigma_yx, bottleneck))
+        ttf = metrics.time_to_fit(t, loss, (0.5, 0.9, 0.99), final_loss=floor)  # (3, B)
         sv = np.linalg.svd(res["W"], compute_uv=False)  # (n_t, B, m)
         return {
-            "loss": loss, "dist": dist, "sv": sv,
-            "initial_loss": loss[0], "final_loss": loss[-1],
-            "kernel_distance": dist[-1], "kernel_distance_max": np.nanmax(dist, axis=0),
+            "loss": loss,
+            "dist": dist,
+            "sv": sv,
+            "initial_loss": loss[0],
+            "final_loss": loss[-1],
+            "kernel_distance": dist[-1],
+            "kernel_distance_max": np.nanmax(dist, axis=0),
             "ntk_change": metrics.relative_kernel_change(g0, gT),
-            "time_to_fit_50": ttf[0], "time_to_fit_90": ttf[1], "time_to_fit_99": ttf[2],
+            "time_to_fit_50": ttf[0],
+            "time_to_fit_90": ttf[1],
+            "time_to_fit_99": ttf[2],
         }
 
 
@@ -222,8 +271,16 @@ def _chunk_size(spec: Mapping, n_t: int) -> int:
 # ---------------------------------------------------------------------------------- batch
 
 _METRIC_COLUMNS = (
-    "initial_loss", "final_loss", "kernel_distance", "kernel_distance_max", "ntk_change",
-    "weight_change", "time_to_fit_50", "time_to_fit_90", "time_to_fit_99", "balance_drift",
+    "initial_loss",
+    "final_loss",
+    "kernel_distance",
+    "kernel_distance_max",
+    "ntk_change",
+    "weight_change",
+    "time_to_fit_50",
+    "time_to_fit_90",
+    "time_to_fit_99",
+    "balance_drift",
     "exact_sim_deviation",
 )
 
@@ -237,11 +294,17 @@ def _init_weights(spec: Mapping, task: Task, rows: np.ndarray, fail: Callable) -
     aligned = task if spec["init"].get("aligned") else None
     good, layers = [], []
     for i in rows.tolist():
-        seq = grid.point_seed(spec["sweep_seed"], spec["seed"][i], s["n_in"], s["n_out"],
-                              s["width"], s["depth"])
+        seq = grid.point_seed(
+            spec["sweep_seed"], spec["seed"][i], s["n_in"], s["n_out"], s["width"], s["depth"]
+        )
         try:
-            ws = lambda_balanced_deep(spec["lambda"][i], widths, spec["scale"][i],
-                                      seed=np.random.default_rng(seq), aligned=aligned)
+            ws = lambda_balanced_deep(
+                spec["lambda"][i],
+                widths,
+                spec["scale"][i],
+                seed=np.random.default_rng(seq),
+                aligned=aligned,
+            )
         except (ValueError, np.linalg.LinAlgError) as exc:
             fail(i, f"init failed: {exc}")
             continue
@@ -312,20 +375,31 @@ def solve_points(
                 continue
             try:
                 res = solver(weights, task, t, spec)
-                m = _metrics(res, task, t)
+                m = _metrics(res, task, t, min(s["n_in"], s["width"], s["n_out"]))
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 if rows.size == 1:
                     fail(int(rows[0]), f"{type(exc).__name__}: {exc}")
                 else:  # isolate the failing point(s): solve one by one
-                    batches += [(rows[j : j + 1], [w[j : j + 1] for w in weights])
-                                for j in range(rows.size)]
+                    batches += [
+                        (rows[j : j + 1], [w[j : j + 1] for w in weights]) for j in range(rows.size)
+                    ]
                 continue
             finite = res["ok"] & np.all(np.isfinite(m["loss"]), axis=0)
             for j in np.flatnonzero(~finite).tolist():
-                fail(int(rows[j]), res["message"] if not res["ok"][j] else
-                     "non-finite loss along the trajectory")
-            for c in ("initial_loss", "final_loss", "kernel_distance", "kernel_distance_max",
-                      "ntk_change", "time_to_fit_50", "time_to_fit_90", "time_to_fit_99"):
+                fail(
+                    int(rows[j]),
+                    res["message"] if not res["ok"][j] else "non-finite loss along the trajectory",
+                )
+            for c in (
+                "initial_loss",
+                "final_loss",
+                "kernel_distance",
+                "kernel_distance_max",
+                "ntk_change",
+                "time_to_fit_50",
+                "time_to_fit_90",
+                "time_to_fit_99",
+            ):
                 cols[c][rows] = m[c]
             cols["weight_change"][rows] = res["weight_change"]
             cols["balance_drift"][rows] = res["balance_drift"]
@@ -386,8 +460,7 @@ def _tables(spec, task_name, status, reason, cols, layers, t, curves, sv):
         "loss": curves["loss"][:, ok].T.ravel(),
         "kernel_distance": curves["dist"][:, ok].T.ravel(),
         "singular_values": _list_array(
-            np.swapaxes(sv[:, ok], 0, 1).reshape(-1, m) if sv is not None
-            else np.zeros((0, 0))
+            np.swapaxes(sv[:, ok], 0, 1).reshape(-1, m) if sv is not None else np.zeros((0, 0))
         ),
     }
     return io.to_table(runs, io.SHARD_SCHEMA), io.to_table(traj, io.TRAJECTORIES_SCHEMA)
@@ -413,8 +486,19 @@ def run_shard(
     io.write_table(traj, trajectories_path, io.TRAJECTORIES_SCHEMA)
     io.write_table(runs, runs_path, io.SHARD_SCHEMA)
     if log is not None:
-        counts = {str(k): int(v) for k, v in zip(*np.unique(
-            runs.column("status").to_numpy(zero_copy_only=False), return_counts=True), strict=True)}
-        print(f"[{spec['shard']}] wrote {runs_path} and {trajectories_path} in "
-              f"{time.perf_counter() - t0:.1f} s; status counts {counts}", file=log, flush=True)
+        counts = {
+            str(k): int(v)
+            for k, v in zip(
+                *np.unique(
+                    runs.column("status").to_numpy(zero_copy_only=False), return_counts=True
+                ),
+                strict=True,
+            )
+        }
+        print(
+            f"[{spec['shard']}] wrote {runs_path} and {trajectories_path} in "
+            f"{time.perf_counter() - t0:.1f} s; status counts {counts}",
+            file=log,
+            flush=True,
+        )
     return Path(runs_path), Path(trajectories_path)

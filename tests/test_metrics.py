@@ -611,3 +611,15 @@ def test_bad_input_messages(call, error, message):
 def test_public_names_exported():
     for name in metrics.__all__:
         assert hasattr(metrics, name)
+
+
+def test_lowest_loss_is_the_best_rank_r_approximation(rng):
+    syx = rng.standard_normal((4, 5))
+    U, s, Vt = np.linalg.svd(syx, full_matrices=False)
+    for r in range(1, 6):
+        best = U[:, :r] * s[:r] @ Vt[:r]  # Eckart–Young truncation
+        expected = metrics.loss(best, syx)
+        assert float(metrics.lowest_loss(syx, r)) == pytest.approx(float(expected), abs=1e-12)
+        # and no random rank-r map does better
+        W = rng.standard_normal((4, r)) @ rng.standard_normal((r, 5))
+        assert metrics.loss(W, syx) >= metrics.lowest_loss(syx, r)

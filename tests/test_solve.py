@@ -20,8 +20,10 @@ def frames(spec):
     return runs.to_pandas(), traj.to_pandas()
 
 
-EXACT = {"time": {"t_max": 15.0, "n_points": 31},
-         "grid": {"lambda": [-3.0, 0.0, 3.0], "scale": [0.01, 0.5], "seed": [0, 1]}}
+EXACT = {
+    "time": {"t_max": 15.0, "n_points": 31},
+    "grid": {"lambda": [-3.0, 0.0, 3.0], "scale": [0.01, 0.5], "seed": [0, 1]},
+}
 
 
 def test_exact_shard_tables():
@@ -59,8 +61,9 @@ def test_batched_equals_one_by_one():
         one = {**spec, **{key: [spec[key][k]] for key in ("point_id", "lambda", "scale", "seed")}}
         single, _ = frames(one)
         for col in ("final_loss", "kernel_distance", "ntk_change", "time_to_fit_90"):
-            np.testing.assert_allclose(single[col].iloc[0], batch[col].iloc[k], rtol=1e-10,
-                                       atol=1e-300)
+            np.testing.assert_allclose(
+                single[col].iloc[0], batch[col].iloc[k], rtol=1e-10, atol=1e-300
+            )
 
 
 def test_results_do_not_depend_on_shard_size():
@@ -74,9 +77,11 @@ def test_results_do_not_depend_on_shard_size():
 
 
 def test_both_solvers_agree():
-    (spec,) = specs(solver="both", time={"t_max": 10.0, "n_points": 11},
-                    grid={"lambda": [-2.0, 1.0], "scale": [0.3], "n_in": 3, "n_out": 3,
-                          "width": 3})
+    (spec,) = specs(
+        solver="both",
+        time={"t_max": 10.0, "n_points": 11},
+        grid={"lambda": [-2.0, 1.0], "scale": [0.3], "n_in": 3, "n_out": 3, "width": 3},
+    )
     df, _ = frames(spec)
     assert (df["status"] == "ok").all()
     assert (df["exact_sim_deviation"] < 1e-6).all()
@@ -84,22 +89,31 @@ def test_both_solvers_agree():
 
 
 def test_deep_flow_and_gd():
-    (flow,) = specs(solver="flow", time={"t_max": 10.0, "n_points": 11},
-                    grid={"lambda": [0.5], "scale": [0.3], "depth": 3, "n_in": 2, "n_out": 2,
-                          "width": 2})
+    (flow,) = specs(
+        solver="flow",
+        time={"t_max": 10.0, "n_points": 11},
+        grid={"lambda": [0.5], "scale": [0.3], "depth": 3, "n_in": 2, "n_out": 2, "width": 2},
+    )
     df, _ = frames(flow)
     assert df["status"].tolist() == ["ok"] and len(df["weight_change_layers"][0]) == 3
     assert df["balance_drift"][0] < 1e-6
-    (gd,) = specs(solver="gd", lr=0.05, time={"t_max": 10.0, "n_points": 11},
-                  grid={"lambda": [0.5], "scale": [0.3], "depth": 3, "n_in": 2, "n_out": 2,
-                        "width": 2})
+    (gd,) = specs(
+        solver="gd",
+        lr=0.05,
+        time={"t_max": 10.0, "n_points": 11},
+        grid={"lambda": [0.5], "scale": [0.3], "depth": 3, "n_in": 2, "n_out": 2, "width": 2},
+    )
     dg, _ = frames(gd)
     np.testing.assert_allclose(dg["final_loss"], df["final_loss"], atol=1e-3)
 
 
 def test_diverging_gradient_descent_is_a_failed_point():
-    (spec,) = specs(solver="gd", lr=0.2, time={"t_max": 40.0, "n_points": 3},
-                    grid={"lambda": [0.0, 20.0], "scale": [0.5]})
+    (spec,) = specs(
+        solver="gd",
+        lr=0.2,
+        time={"t_max": 40.0, "n_points": 3},
+        grid={"lambda": [0.0, 20.0], "scale": [0.5]},
+    )
     df, tr = frames(spec)
     assert df["status"].tolist() == ["ok", "failed"]
     assert "diverged" in df["reason"][1]
@@ -169,3 +183,26 @@ def test_injected_failure_hook(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match=f"injected failure in shard s/{spec['shard']}"):
         solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=None)
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_bottleneck_time_to_fit_is_measured_towards_the_reachable_loss():
+    # width 2 < min(n_in, n_out) = 4: the loss cannot reach 0, only ½ Σ_{k>2} s̃_k²
+    (spec,) = specs(
+        time={"t_max": 40.0, "n_points": 81},
+        grid={
+            "lambda": [0.0, 2.0],
+            "scale": [0.01],
+            "width": [2],
+            "n_in": [4],
+            "n_out": [4],
+            "seed": [0, 1],
+        },
+    )
+    df, _ = frames(spec)
+    task = solve.build_task(spec["task"], 4, 4)
+    s = np.linalg.svd(task.sigma_yx, compute_uv=False)
+    floor = 0.5 * np.sum(s[2:] ** 2)
+    assert floor > 0.1
+    np.testing.assert_allclose(df["final_loss"], floor, rtol=1e-6)
+    assert np.isfinite(df["time_to_fit_90"]).all()
+    assert (df["time_to_fit_50"] < df["time_to_fit_90"]).all()

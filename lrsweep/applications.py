@@ -36,6 +36,7 @@ from lrsweep._validate import as_array, as_times, lambda_of, positive, positive_
 from lrsweep.exact import qqt, qqt_blocks
 from lrsweep.init import lambda_balanced
 from lrsweep.metrics import loss as excess_loss
+from lrsweep.metrics import time_to_level
 
 __all__ = [
     "ChainResult",
@@ -148,42 +149,6 @@ def factor_qqt(q: object, n_in: int, n_hidden: int) -> tuple[np.ndarray, np.ndar
     if k < n_hidden:
         Q = np.concatenate([Q, np.zeros((*Q.shape[:-1], n_hidden - k))], axis=-1)
     return np.swapaxes(Q[..., :n_in, :], -1, -2).copy(), Q[..., n_in:, :].copy()
-
-
-def time_to_level(t: object, curve: object, level: object) -> np.ndarray:
-    """First time at which ``curve`` falls to ``level`` or below, linearly interpolated.
-
-    t_* = min{t : curve(t) ≤ level}, between the last sample above and the first at or below.
-
-    Parameters
-    ----------
-    t : array_like, shape (n_t,)
-        Strictly increasing times (units of τ).
-    curve : array_like, shape (n_t, ...)
-    level : float or array_like broadcastable to ``curve.shape[1:]``
-
-    Returns
-    -------
-    ndarray, shape (...)
-        t_*, ``t[0]`` if the curve starts at or below the level, NaN if it never gets there.
-    """
-    t = as_times(t)
-    if t.size < 2 or np.any(np.diff(t) <= 0):
-        raise ValueError("`t` must be strictly increasing with at least 2 samples")
-    c = np.asarray(curve, dtype=float)
-    if c.shape[:1] != t.shape:
-        raise ValueError(f"`curve` must have len(t)={t.size} rows, got shape {c.shape}")
-    level = np.broadcast_to(np.asarray(level, dtype=float), c.shape[1:])
-    below = c <= level
-    reached = below.any(axis=0)
-    k = np.argmax(below, axis=0)
-    km = np.maximum(k - 1, 0)
-    hi = np.take_along_axis(c, km[None], axis=0)[0]
-    lo = np.take_along_axis(c, k[None], axis=0)[0]
-    gap = hi - lo
-    frac = np.divide(hi - level, gap, out=np.ones(gap.shape), where=gap > 0)
-    out = np.where(k == 0, t[0], t[km] + np.clip(frac, 0.0, 1.0) * (t[k] - t[km]))
-    return np.where(reached, out, np.nan)
 
 
 def task_similarity(sigma_a: object, sigma_b: object) -> np.ndarray:

@@ -41,69 +41,127 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_: str, example: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_, description=help_, formatter_class=fmt,
-                              epilog=f"Example:\n  {example}")
+        return sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            formatter_class=fmt,
+            epilog=f"Example:\n  {example}",
+        )
 
-    s = add("solve", "Solve one run and print its summary metrics.",
-            "lrsweep solve --n-in 4 --n-hidden 4 --n-out 4 --lam 2 --scale 0.1 --out traj.parquet")
+    s = add(
+        "solve",
+        "Solve one run and print its summary metrics.",
+        "lrsweep solve --n-in 4 --n-hidden 4 --n-out 4 --lam 2 --scale 0.1 --out traj.parquet",
+    )
     s.add_argument("--n-in", type=int, default=4, help="input dimension N_i (default 4)")
     s.add_argument("--n-hidden", type=int, default=4, help="hidden width N_h (default 4)")
     s.add_argument("--n-out", type=int, default=4, help="output dimension N_o (default 4)")
     s.add_argument("--depth", type=int, default=2, help="weight layers L (default 2)")
     s.add_argument("--lam", type=float, default=0.0, help="relative scale lambda (default 0)")
-    s.add_argument("--scale", type=float, default=0.1,
-                   help="absolute scale: init product singular values (default 0.1)")
+    s.add_argument(
+        "--scale",
+        type=float,
+        default=0.1,
+        help="absolute scale: init product singular values (default 0.1)",
+    )
     s.add_argument("--seed", type=int, default=0, help="init seed (default 0)")
-    s.add_argument("--solver", choices=["auto", "exact", "flow", "gd", "both"], default="auto",
-                   help="auto = exact at depth 2, flow otherwise (default auto)")
-    s.add_argument("--task", choices=["random", "hierarchy"], default="random",
-                   help="regression task (default random)")
+    s.add_argument(
+        "--solver",
+        choices=["auto", "exact", "flow", "gd", "both"],
+        default="auto",
+        help="auto = exact at depth 2, flow otherwise (default auto)",
+    )
+    s.add_argument(
+        "--task",
+        choices=["random", "hierarchy"],
+        default="random",
+        help="regression task (default random)",
+    )
     s.add_argument("--task-seed", type=int, default=0, help="seed of the random task (default 0)")
     s.add_argument("--aligned", action="store_true", help="align the init with the task's SVD")
     s.add_argument("--t-max", type=float, default=20.0, help="last time t/tau (default 20)")
     s.add_argument("--n-points", type=int, default=201, help="saved times (default 201)")
-    s.add_argument("--spacing", choices=["linear", "log"], default="linear",
-                   help="time spacing (default linear)")
+    s.add_argument(
+        "--spacing",
+        choices=["linear", "log"],
+        default="linear",
+        help="time spacing (default linear)",
+    )
     s.add_argument("--lr", type=float, default=0.05, help="learning rate for gd (default 0.05)")
     s.add_argument("--out", type=Path, help="write the trajectory (t, loss, ...) to this Parquet")
 
-    c = add("check-config", "Validate a config and print the plan of each sweep.",
-            "lrsweep check-config config.yaml")
-    c.add_argument("config", type=Path, nargs="?", default=Path("config.yaml"),
-                   help="config file (default config.yaml)")
+    c = add(
+        "check-config",
+        "Validate a config and print the plan of each sweep.",
+        "lrsweep check-config config.yaml",
+    )
+    c.add_argument(
+        "config",
+        type=Path,
+        nargs="?",
+        default=Path("config.yaml"),
+        help="config file (default config.yaml)",
+    )
 
-    r = add("run-shard", "Solve shards of a sweep outside Snakemake (same files as the pipeline).",
-            "lrsweep run-shard --sweep phase --shard exact-i4-o4-w4-d2-1a2b3c4d")
-    r.add_argument("--config", type=Path, default=Path("config.yaml"),
-                   help="config file (default config.yaml)")
+    r = add(
+        "run-shard",
+        "Solve shards of a sweep outside Snakemake (same files as the pipeline).",
+        "lrsweep run-shard --sweep phase --shard exact-i4-o4-w4-d2-1a2b3c4d",
+    )
+    r.add_argument(
+        "--config", type=Path, default=Path("config.yaml"), help="config file (default config.yaml)"
+    )
     r.add_argument("--sweep", required=True, help="sweep name")
-    r.add_argument("--shard", action="append", default=[],
-                   help="shard name (repeatable); omit to list the shards")
+    r.add_argument(
+        "--shard",
+        action="append",
+        default=[],
+        help="shard name (repeatable); omit to list the shards",
+    )
     r.add_argument("--all", action="store_true", help="solve every shard of the sweep")
-    r.add_argument("--results", type=Path, default=Path("results"),
-                   help="results directory (default results)")
+    r.add_argument(
+        "--results", type=Path, default=Path("results"), help="results directory (default results)"
+    )
 
-    a = add("aggregate", "Merge a sweep's shard files into its runs/trajectories/phase/boundary.",
-            "lrsweep aggregate --sweep phase")
-    a.add_argument("--config", type=Path, default=Path("config.yaml"),
-                   help="config file (default config.yaml)")
+    a = add(
+        "aggregate",
+        "Merge a sweep's shard files into its runs/trajectories/phase/boundary.",
+        "lrsweep aggregate --sweep phase",
+    )
+    a.add_argument(
+        "--config", type=Path, default=Path("config.yaml"), help="config file (default config.yaml)"
+    )
     a.add_argument("--sweep", required=True, help="sweep name")
-    a.add_argument("--results", type=Path, default=Path("results"),
-                   help="results directory (default results)")
+    a.add_argument(
+        "--results", type=Path, default=Path("results"), help="results directory (default results)"
+    )
 
-    w = add("show", "Print a sweep's phase table and where the lazy/rich boundary lies.",
-            "lrsweep show results/phase --metric time_to_fit_90")
+    w = add(
+        "show",
+        "Print a sweep's phase table and where the lazy/rich boundary lies.",
+        "lrsweep show results/phase --metric time_to_fit_90",
+    )
     w.add_argument("sweep_dir", type=Path, help="results/<sweep>")
-    w.add_argument("--metric", default="kernel_distance",
-                   help="phase metric to tabulate over lambda x scale (default kernel_distance)")
+    w.add_argument(
+        "--metric",
+        default="kernel_distance",
+        help="phase metric to tabulate over lambda x scale (default kernel_distance)",
+    )
     w.add_argument("--out", type=Path, help="also write the text to this file")
 
-    o = add("plot", "Draw a sweep's figures (PNG and PDF) from its tables.",
-            "lrsweep plot results/phase --out results/phase/plots")
+    o = add(
+        "plot",
+        "Draw a sweep's figures (PNG and PDF) from its tables.",
+        "lrsweep plot results/phase --out results/phase/plots",
+    )
     o.add_argument("sweep_dir", type=Path, help="results/<sweep>")
     o.add_argument("--out", type=Path, help="output directory (default <sweep_dir>/plots)")
-    o.add_argument("--threshold", type=float,
-                   help="kernel-distance level of the lazy/rich boundary (default: the package's)")
+    o.add_argument(
+        "--threshold",
+        type=float,
+        help="kernel-distance level of the lazy/rich boundary (default: the package's)",
+    )
     return p
 
 
@@ -116,16 +174,28 @@ def _solve(args: argparse.Namespace) -> None:
     from lrsweep import grid, io, solve
 
     solver = args.solver if args.solver != "auto" else ("exact" if args.depth == 2 else "flow")
-    cfg = {"sweeps": {"cli": {
-        "solver": solver, "lr": args.lr, "shard_size": 1,
-        "task": {"kind": args.task, "seed": args.task_seed},
-        "init": {"aligned": args.aligned},
-        "time": {"t_max": args.t_max, "n_points": args.n_points, "spacing": args.spacing},
-        "on_invalid": "skip",
-        "grid": {"n_in": args.n_in, "n_out": args.n_out, "width": args.n_hidden,
-                 "depth": args.depth, "lambda": args.lam, "scale": args.scale,
-                 "seed": args.seed},
-    }}}
+    cfg = {
+        "sweeps": {
+            "cli": {
+                "solver": solver,
+                "lr": args.lr,
+                "shard_size": 1,
+                "task": {"kind": args.task, "seed": args.task_seed},
+                "init": {"aligned": args.aligned},
+                "time": {"t_max": args.t_max, "n_points": args.n_points, "spacing": args.spacing},
+                "on_invalid": "skip",
+                "grid": {
+                    "n_in": args.n_in,
+                    "n_out": args.n_out,
+                    "width": args.n_hidden,
+                    "depth": args.depth,
+                    "lambda": args.lam,
+                    "scale": args.scale,
+                    "seed": args.seed,
+                },
+            }
+        }
+    }
     if args.task != "random":
         cfg["sweeps"]["cli"]["grid"].pop("n_in")
         cfg["sweeps"]["cli"]["grid"].pop("n_out")
@@ -145,11 +215,14 @@ def _solve(args: argparse.Namespace) -> None:
     from lrsweep.metrics import regime
 
     label = str(regime(row["kernel_distance"]))
-    print(f"{solver} solver, N_i={row['n_in']} N_h={row['width']} N_o={row['n_out']} "
-          f"L={args.depth}, lambda={args.lam:g}, scale={args.scale:g}, seed={args.seed}, "
-          f"t_max={args.t_max:g} tau")
+    print(
+        f"{solver} solver, N_i={row['n_in']} N_h={row['width']} N_o={row['n_out']} "
+        f"L={args.depth}, lambda={args.lam:g}, scale={args.scale:g}, seed={args.seed}, "
+        f"t_max={args.t_max:g} tau"
+    )
     fields = [
-        ("initial loss", row["initial_loss"]), ("final loss", row["final_loss"]),
+        ("initial loss", row["initial_loss"]),
+        ("final loss", row["final_loss"]),
         ("kernel distance S(0, t_max)", row["kernel_distance"]),
         ("max kernel distance", row["kernel_distance_max"]),
         ("relative NTK change", row["ntk_change"]),
@@ -166,14 +239,23 @@ def _solve(args: argparse.Namespace) -> None:
     print(f"  {'regime':<31}{label}")
     if args.out is not None:
         io.write_table(traj, args.out, io.TRAJECTORIES_SCHEMA)
-        print(f"trajectory ({traj.num_rows} rows: t, loss, kernel_distance, singular_values) "
-              f"-> {args.out}")
+        print(
+            f"trajectory ({traj.num_rows} rows: t, loss, kernel_distance, singular_values) "
+            f"-> {args.out}"
+        )
 
 
 _SOLVE_OPTIONS = {
-    "grid.n_in": "--n-in", "grid.n_out": "--n-out", "grid.width": "--n-hidden",
-    "grid.depth": "--depth", "grid.lambda": "--lam", "grid.scale": "--scale",
-    "grid.seed": "--seed", "time.t_max": "--t-max", "time.n_points": "--n-points", "lr": "--lr",
+    "grid.n_in": "--n-in",
+    "grid.n_out": "--n-out",
+    "grid.width": "--n-hidden",
+    "grid.depth": "--depth",
+    "grid.lambda": "--lam",
+    "grid.scale": "--scale",
+    "grid.seed": "--seed",
+    "time.t_max": "--t-max",
+    "time.n_points": "--n-points",
+    "lr": "--lr",
     "task.seed": "--task-seed",
 }
 
@@ -204,8 +286,9 @@ def _run_shard(args: argparse.Namespace) -> None:
         return
     for shard in shards:
         base = args.results / args.sweep / "shards" / shard
-        solve.run_shard(p.shard_spec(shard), f"{base}.parquet", f"{base}.trajectories.parquet",
-                        log=sys.stdout)
+        solve.run_shard(
+            p.shard_spec(shard), f"{base}.parquet", f"{base}.trajectories.parquet", log=sys.stdout
+        )
 
 
 def _aggregate(args: argparse.Namespace) -> None:
@@ -214,11 +297,14 @@ def _aggregate(args: argparse.Namespace) -> None:
     p = _load_plan(args.config, args.sweep)
     d = args.results / args.sweep
     results.aggregate(
-        p.name, p.settings,
+        p.name,
+        p.settings,
         [d / "shards" / f"{s}.parquet" for s in p.shards],
         [d / "shards" / f"{s}.trajectories.parquet" for s in p.shards],
-        runs=d / "runs.parquet", trajectories=d / "trajectories.parquet",
-        phase=d / "phase.parquet", boundary=d / "boundary.parquet",
+        runs=d / "runs.parquet",
+        trajectories=d / "trajectories.parquet",
+        phase=d / "phase.parquet",
+        boundary=d / "boundary.parquet",
     )
 
 
@@ -236,8 +322,9 @@ def _plot(args: argparse.Namespace) -> None:
     try:
         from lrsweep.plots import plot_sweep
     except ImportError as exc:
-        raise ValueError(f"plotting is not available ({exc}); install lrsweep with its "
-                         "plotting dependencies") from None
+        raise ValueError(
+            f"plotting is not available ({exc}); install lrsweep with its plotting dependencies"
+        ) from None
     out = args.out if args.out is not None else args.sweep_dir / "plots"
     kwargs = {} if args.threshold is None else {"threshold": args.threshold}
     paths = plot_sweep(args.sweep_dir, out, **kwargs)
@@ -246,8 +333,12 @@ def _plot(args: argparse.Namespace) -> None:
 
 
 _COMMANDS = {
-    "solve": _solve, "check-config": _check_config, "run-shard": _run_shard,
-    "aggregate": _aggregate, "show": _show, "plot": _plot,
+    "solve": _solve,
+    "check-config": _check_config,
+    "run-shard": _run_shard,
+    "aggregate": _aggregate,
+    "show": _show,
+    "plot": _plot,
 }
 
 

@@ -177,7 +177,7 @@ def axis_values(spec: Any, key: str = "axis", *, integer: bool = False) -> np.nd
         ``key`` (the config key path).
     """
     if isinstance(spec, Mapping):
-        (kind, g), = spec.items()
+        ((kind, g),) = spec.items()
         if kind == "linspace":
             values = np.linspace(g["start"], g["stop"], g["num"])
         elif kind == "logspace":
@@ -189,9 +189,7 @@ def axis_values(spec: Any, key: str = "axis", *, integer: bool = False) -> np.nd
             values = np.geomspace(g["start"], g["stop"], g["num"])
         elif kind == "symlog":
             if g["min"] > g["max"]:
-                raise ConfigError(
-                    f"config key `{key}.symlog` = {dict(g)}: min must be <= max"
-                )
+                raise ConfigError(f"config key `{key}.symlog` = {dict(g)}: min must be <= max")
             side = np.geomspace(g["min"], g["max"], g["per_side"])
             values = np.concatenate([-side[::-1], [0.0], side])
         else:
@@ -354,8 +352,9 @@ def point_ids(columns: Mapping[str, np.ndarray]) -> np.ndarray:
 
 def point_seed(sweep_seed: int, seed: int, n_in: int, n_out: int, width: int, depth: int):
     """The ``np.random.SeedSequence`` of a point's init (common to all λ and scale)."""
-    return np.random.SeedSequence([int(sweep_seed), int(seed), int(n_in), int(n_out),
-                                   int(width), int(depth)])
+    return np.random.SeedSequence(
+        [int(sweep_seed), int(seed), int(n_in), int(n_out), int(width), int(depth)]
+    )
 
 
 def shard_bounds(ids: np.ndarray, target: int) -> list[tuple[int, int]]:
@@ -521,8 +520,8 @@ def _inadmissible(solver: str, cols: Mapping[str, np.ndarray]) -> tuple[np.ndarr
                     check_admissible_deep(lam, layer_widths(n_in, width, n_out, depth=depth))
                 except ValueError as exc:
                     reason[sub] = str(exc)
-            category[rows] = "lambda > 0 and width > n_out" if sgn > 0 else (
-                "lambda < 0 and width > n_in"
+            category[rows] = (
+                "lambda > 0 and width > n_out" if sgn > 0 else ("lambda < 0 and width > n_in")
             )
     return reason, category
 

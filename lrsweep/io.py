@@ -19,7 +19,8 @@ Tables (column names are a contract with :mod:`lrsweep.plots`; see docs/pipeline
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -147,21 +148,30 @@ def empty_table(schema: pa.Schema) -> pa.Table:
     return schema.empty_table()
 
 
-def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema) -> Path:
-    """Write ``table`` (cast to ``schema``) to ``path`` atomically.
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a dot-prefixed temporary file beside ``path``, then rename it.
 
-    The data goes to ``.<name>.tmp`` in the same directory and is renamed over ``path``
-    with :func:`os.replace`, so a reader never sees a partial file and an interrupted
-    write leaves only the (ignored, dot-prefixed) temp file.
+    :func:`os.replace` makes the file appear whole or not at all, so a reader never sees a
+    partial output under the final name; the temporary file is removed if ``write`` fails
+    (an interrupted process leaves at most a dot-prefixed file, which no reader lists).
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema) -> Path:
+    """Write ``table`` (cast to ``schema``) to ``path`` atomically (:func:`atomic_write`)."""
     if table.schema != schema:
         table = table.select(schema.names).cast(schema)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
 
 
 def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:

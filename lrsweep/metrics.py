@@ -56,6 +56,7 @@ __all__ = [
     "relative_weight_change",
     "rsm_distance",
     "time_to_fit",
+    "time_to_level",
 ]
 
 #: Default threshold on the kernel distance S(0, t_end) between 'lazy' (S ≤ threshold) and
@@ -705,7 +706,7 @@ def lowest_loss(sigma_yx: object, rank: int) -> np.ndarray:
     2.5
     """
     s = np.linalg.svd(as_array(sigma_yx, "sigma_yx"), compute_uv=False)
-    return 0.5 * np.sum(s[..., positive_int(rank, "rank"):] ** 2, axis=-1)
+    return 0.5 * np.sum(s[..., positive_int(rank, "rank") :] ** 2, axis=-1)
 
 
 def relative_weight_change(
@@ -882,17 +883,58 @@ def time_to_fit(
     drop = l0 - l_inf
     fb = f.reshape(f.shape + (1,) * len(batch))
     level = l0 - fb * drop  # (n_f, ...)
-    below = curve[:, None] <= level  # (n_t, n_f, ...)
-    reached = below.any(axis=0) & (drop > 0)
-    k = np.clip(np.argmax(below, axis=0), 1, t.size - 1)  # first sample at/below the level
-    curve_b = np.broadcast_to(curve[:, None], below.shape)
-    l_hi = np.take_along_axis(curve_b, (k - 1)[None], axis=0)[0]
-    l_lo = np.take_along_axis(curve_b, k[None], axis=0)[0]
-    gap = l_hi - l_lo
-    frac = np.divide(l_hi - level, gap, out=np.zeros(gap.shape), where=gap > 0)
-    t_f = t[k - 1] + frac * (t[k] - t[k - 1])
-    t_f = np.where(reached, t_f, np.nan)
+    curve_b = np.broadcast_to(curve[:, None], (t.size, *level.shape))
+    t_f = np.where(drop > 0, _first_crossing(t, curve_b, level), np.nan)
     return t_f[0] if scalar else t_f
+
+
+def _first_crossing(t: np.ndarray, curve: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """min{t : curve(t) ≤ level}, linearly interpolated; t[0] if already there, NaN if never.
+
+    Shapes: t (n_t,), curve (n_t, ...), level (...).
+    """
+    below = curve <= level
+    k = np.argmax(below, axis=0)  # first sample at/below the level
+    km = np.maximum(k - 1, 0)
+    hi = np.take_along_axis(curve, km[None], axis=0)[0]
+    lo = np.take_along_axis(curve, k[None], axis=0)[0]
+    gap = hi - lo
+    frac = np.clip(np.divide(hi - level, gap, out=np.ones(gap.shape), where=gap > 0), 0.0, 1.0)
+    out = np.where(k == 0, t[0], t[km] + frac * (t[k] - t[km]))
+    return np.where(below.any(axis=0), out, np.nan)
+
+
+def time_to_level(t: object, curve: object, level: object) -> np.ndarray:
+    """First time at which ``curve`` falls to ``level`` or below, linearly interpolated.
+
+    t_* = min{t : curve(t) ≤ level}, between the last sample above and the first at or below
+    (:func:`time_to_fit` is this with level = ℒ(0) − f·(ℒ(0) − ℒ_∞)).
+
+    Parameters
+    ----------
+    t : array_like, shape (n_t,)
+        Strictly increasing times (units of τ).
+    curve : array_like, shape (n_t, ...)
+    level : float or array_like broadcastable to ``curve.shape[1:]``
+
+    Returns
+    -------
+    ndarray, shape (...)
+        t_*, ``t[0]`` if the curve starts at or below the level, NaN if it never gets there.
+
+    Examples
+    --------
+    >>> time_to_level(np.array([0.0, 1.0, 2.0]), np.array([4.0, 2.0, 0.0]), 1.0)
+    array(1.5)
+    """
+    t = as_times(t)
+    if t.size < 2 or np.any(np.diff(t) <= 0):
+        raise ValueError("`t` must be strictly increasing with at least 2 samples")
+    c = as_array(curve, "curve")
+    if c.shape[:1] != t.shape:
+        raise ValueError(f"`curve` must have len(t)={t.size} rows, got shape {c.shape}")
+    level = np.broadcast_to(as_array(level, "level"), c.shape[1:])
+    return _first_crossing(t, c, level)
 
 
 def regime(kernel_distance: float | np.ndarray, threshold: float = LAZY_THRESHOLD) -> np.ndarray:

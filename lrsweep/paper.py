@@ -22,10 +22,7 @@ t/τ = kη).
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import textwrap
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -42,6 +39,7 @@ from matplotlib.lines import Line2D
 
 from lrsweep import applications as apps
 from lrsweep.exact import aligned_singular_values, converged, qqt, qqt_blocks
+from lrsweep.io import atomic_write
 from lrsweep.metrics import LAZY_THRESHOLD
 from lrsweep.metrics import loss as excess_loss
 from lrsweep.plots import (
@@ -59,6 +57,7 @@ from lrsweep.plots import (
     save_figure,
 )
 from lrsweep.simulate import gradient_descent
+from lrsweep.solve import code_fingerprint as _solve_fingerprint
 from lrsweep.tasks import HIERARCHY_ITEMS, random_regression, semantic_hierarchy
 
 __all__ = [
@@ -1777,45 +1776,28 @@ def code_fingerprint() -> str:
 
     Passed as a rule param, so that Snakemake rebuilds the figures when that code changes.
     """
-    h = hashlib.blake2b(digest_size=8)
-    here = Path(__file__).parent
-    for name in (
-        "_validate",
-        "tasks",
-        "init",
-        "exact",
-        "simulate",
-        "metrics",
-        "plots",
-        "applications",
-        "paper",
-    ):
-        path = here / f"{name}.py"
-        h.update(name.encode())
-        h.update(path.read_bytes() if path.is_file() else b"<missing>")
-    return h.hexdigest()
-
-
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> Path:
-    """Write via a dot-prefixed temporary file in the same directory, then os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return _solve_fingerprint(
+        (
+            "_validate",
+            "tasks",
+            "init",
+            "exact",
+            "simulate",
+            "metrics",
+            "plots",
+            "applications",
+            "paper",
+        )
+    )
 
 
 def _save(name: str, out_dir: Path, df: pd.DataFrame, fig: Figure, caption: str) -> list[Path]:
     table = df.copy()
     table.columns = [str(c) for c in table.columns]
-    paths = [_write_atomic(out_dir / f"{name}.parquet", lambda p: table.to_parquet(p, index=False))]
+    paths = [atomic_write(out_dir / f"{name}.parquet", lambda p: table.to_parquet(p, index=False))]
     paths += save_figure(fig, out_dir / name)
     paths.append(
-        _write_atomic(
+        atomic_write(
             out_dir / f"{name}.md",
             lambda p: p.write_text(f"**{_TITLES.get(name, name)}.** {caption}\n"),
         )
@@ -1899,5 +1881,5 @@ def make_target(
         }
     )
     fig = draw_summary(items)
-    paths = [_write_atomic(out_dir / "summary.parquet", lambda p: table.to_parquet(p, index=False))]
+    paths = [atomic_write(out_dir / "summary.parquet", lambda p: table.to_parquet(p, index=False))]
     return paths + save_figure(fig, out_dir / "summary", dpi=110)

@@ -23,9 +23,7 @@ Conventions of the figures:
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +42,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
+from lrsweep.io import atomic_write
 from lrsweep.metrics import LAZY_THRESHOLD
 
 __all__ = [
@@ -729,21 +728,15 @@ def save_figure(
     name; the temporary file is removed if drawing fails.
     """
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for fmt in formats:
-        final = stem.with_name(f"{stem.name}.{fmt}")
-        # open(.., "xb") rather than mkstemp: the file gets the umask's permissions, not 0600
-        tmp = stem.parent / f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
+
+    def draw(fmt: str) -> Callable[[Path], None]:
+        def write(tmp: Path) -> None:
             with open(tmp, "xb") as fh, figure_style():
                 fig.savefig(fh, format=fmt, dpi=dpi)
-            os.replace(tmp, final)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        paths.append(final)
-    return paths
+
+        return write
+
+    return [atomic_write(stem.with_name(f"{stem.name}.{fmt}"), draw(fmt)) for fmt in formats]
 
 
 def read_table(path: Path, columns: Sequence[str], name: str) -> pd.DataFrame:

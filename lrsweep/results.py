@@ -74,8 +74,9 @@ def filter_frame(
         elif isinstance(want, (list, tuple, set, frozenset, np.ndarray, pd.Series)):
             if pd.api.types.is_float_dtype(values):
                 wanted = np.asarray(list(want), dtype=float)
-                m = np.isclose(values.to_numpy()[:, None], wanted[None, :], rtol=1e-9,
-                               atol=0.0).any(axis=1)
+                m = np.isclose(
+                    values.to_numpy()[:, None], wanted[None, :], rtol=1e-9, atol=0.0
+                ).any(axis=1)
             else:
                 m = values.isin(list(want)).to_numpy()
         elif pd.api.types.is_float_dtype(values):
@@ -97,14 +98,16 @@ def load_runs(sweep_dir: str | Path, where: Mapping | None = None, **filters) ->
 
 def load_phase(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
     """``phase.parquet`` (one row per cell: mean and spread over seeds)."""
-    return filter_frame(_frame(Path(sweep_dir) / "phase.parquet", io.PHASE_SCHEMA), where,
-                        **filters)
+    return filter_frame(
+        _frame(Path(sweep_dir) / "phase.parquet", io.PHASE_SCHEMA), where, **filters
+    )
 
 
 def load_boundary(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
     """``boundary.parquet`` (λ crossings of the regime threshold per scale)."""
-    return filter_frame(_frame(Path(sweep_dir) / "boundary.parquet", io.BOUNDARY_SCHEMA),
-                        where, **filters)
+    return filter_frame(
+        _frame(Path(sweep_dir) / "boundary.parquet", io.BOUNDARY_SCHEMA), where, **filters
+    )
 
 
 def load_trajectories(
@@ -115,11 +118,26 @@ def load_trajectories(
     sweep_dir = Path(sweep_dir)
     traj = _frame(sweep_dir / "trajectories.parquet", io.TRAJECTORIES_SCHEMA)
     if join:
-        params = ["sweep", "point_id", "solver", "n_in", "n_out", "width", "depth",
-                  "lambda", "scale", "seed"]
+        params = [
+            "sweep",
+            "point_id",
+            "solver",
+            "n_in",
+            "n_out",
+            "width",
+            "depth",
+            "lambda",
+            "scale",
+            "seed",
+        ]
         runs = _frame(sweep_dir / "runs.parquet", io.RUNS_SCHEMA)[params]
-        traj = traj.merge(runs, on=["sweep", "point_id"], how="left", validate="many_to_one",
-                          suffixes=("", "_run"))
+        traj = traj.merge(
+            runs,
+            on=["sweep", "point_id"],
+            how="left",
+            validate="many_to_one",
+            suffixes=("", "_run"),
+        )
     return filter_frame(traj, where, **filters)
 
 
@@ -135,8 +153,12 @@ class SweepTables(NamedTuple):
 def load_sweep(sweep_dir: str | Path) -> SweepTables:
     """All four tables of ``results/<sweep>`` as DataFrames (trajectories not joined)."""
     d = Path(sweep_dir)
-    return SweepTables(runs=load_runs(d), trajectories=load_trajectories(d, join=False),
-                 phase=load_phase(d), boundary=load_boundary(d))
+    return SweepTables(
+        runs=load_runs(d),
+        trajectories=load_trajectories(d, join=False),
+        phase=load_phase(d),
+        boundary=load_boundary(d),
+    )
 
 
 # ------------------------------------------------------------------------- aggregation
@@ -178,8 +200,9 @@ def _crossing(lam: np.ndarray, s: np.ndarray, threshold: float) -> float:
             x0, x1 = lam[k - 1], lam[k]
             f = (a - threshold) / (a - b)
             if x0 != 0 and x1 != 0:
-                return float(np.sign(x1) * np.exp(np.log(abs(x0)) + f * (np.log(abs(x1))
-                                                                          - np.log(abs(x0)))))
+                return float(
+                    np.sign(x1) * np.exp(np.log(abs(x0)) + f * (np.log(abs(x1)) - np.log(abs(x0))))
+                )
             return float(x0 + f * (x1 - x0))
     return float("nan")
 
@@ -198,12 +221,14 @@ def boundary_table(phase: pd.DataFrame, threshold: float) -> pd.DataFrame:
         lam = cell["lambda"].to_numpy(float)
         s = cell["kernel_distance_mean"].to_numpy(float)
         neg, pos = lam <= 0, lam >= 0
-        rows.append({
-            **dict(zip(keys, key, strict=True)),
-            "threshold": float(threshold),
-            "lambda_neg": _crossing(lam[neg], s[neg], threshold) if np.any(lam < 0) else np.nan,
-            "lambda_pos": _crossing(lam[pos], s[pos], threshold) if np.any(lam > 0) else np.nan,
-        })
+        rows.append(
+            {
+                **dict(zip(keys, key, strict=True)),
+                "threshold": float(threshold),
+                "lambda_neg": _crossing(lam[neg], s[neg], threshold) if np.any(lam < 0) else np.nan,
+                "lambda_pos": _crossing(lam[pos], s[pos], threshold) if np.any(lam > 0) else np.nan,
+            }
+        )
     if not rows:
         return io.empty_table(io.BOUNDARY_SCHEMA).to_pandas()
     return pd.DataFrame(rows)[io.BOUNDARY_SCHEMA.names]
@@ -219,17 +244,25 @@ def _plan_rows(name: str, settings: Mapping) -> tuple[pd.DataFrame, dict[int, in
 
 def _skipped_table(name: str, settings: Mapping, skipped: pd.DataFrame) -> pa.Table:
     n = len(skipped)
-    cols: dict[str, Any] = {f.name: np.full(n, np.nan) for f in io.SHARD_SCHEMA
-                            if pa.types.is_floating(f.type)}
-    cols.update({
-        "sweep": [name] * n, "point_id": skipped["point_id"].to_numpy(np.int64),
-        "shard": [""] * n, "solver": [settings["solver"]] * n,
-        "task": [settings["task"]["kind"]] * n,
-        **{a: skipped[a].to_numpy() for a in ("n_in", "n_out", "width", "depth", "lambda",
-                                             "scale", "seed")},
-        "status": ["skipped"] * n, "reason": skipped["reason"].tolist(),
-        "weight_change_layers": [[] for _ in range(n)],
-    })
+    cols: dict[str, Any] = {
+        f.name: np.full(n, np.nan) for f in io.SHARD_SCHEMA if pa.types.is_floating(f.type)
+    }
+    cols.update(
+        {
+            "sweep": [name] * n,
+            "point_id": skipped["point_id"].to_numpy(np.int64),
+            "shard": [""] * n,
+            "solver": [settings["solver"]] * n,
+            "task": [settings["task"]["kind"]] * n,
+            **{
+                a: skipped[a].to_numpy()
+                for a in ("n_in", "n_out", "width", "depth", "lambda", "scale", "seed")
+            },
+            "status": ["skipped"] * n,
+            "reason": skipped["reason"].tolist(),
+            "weight_change_layers": [[] for _ in range(n)],
+        }
+    )
     return io.to_table(cols, io.SHARD_SCHEMA)
 
 
@@ -283,11 +316,17 @@ def aggregate(
 
     runs_df = table.to_pandas()
     ph = phase_table(runs_df)
-    io.write_table(pa.Table.from_pandas(ph, schema=io.PHASE_SCHEMA, preserve_index=False),
-                   phase, io.PHASE_SCHEMA)
+    io.write_table(
+        pa.Table.from_pandas(ph, schema=io.PHASE_SCHEMA, preserve_index=False),
+        phase,
+        io.PHASE_SCHEMA,
+    )
     bd = boundary_table(ph, threshold)
-    io.write_table(pa.Table.from_pandas(bd, schema=io.BOUNDARY_SCHEMA, preserve_index=False),
-                   boundary, io.BOUNDARY_SCHEMA)
+    io.write_table(
+        pa.Table.from_pandas(bd, schema=io.BOUNDARY_SCHEMA, preserve_index=False),
+        boundary,
+        io.BOUNDARY_SCHEMA,
+    )
     counts = runs_df["status"].value_counts().to_dict()
     print(f"sweep `{name}`: {len(runs_df)} runs {counts}, {len(ph)} phase cells -> {runs}")
 
@@ -302,8 +341,9 @@ def _spread(values: np.ndarray, k: int) -> np.ndarray:
     return values[np.unique(np.round(np.linspace(0, values.size - 1, k)).astype(int))]
 
 
-def describe(sweep_dir: str | Path, metric: str = "kernel_distance", *, max_rows: int = 25,
-             max_cols: int = 8) -> str:
+def describe(
+    sweep_dir: str | Path, metric: str = "kernel_distance", *, max_rows: int = 25, max_cols: int = 8
+) -> str:
     """Text summary of a sweep: run counts, the phase table of ``metric`` over λ × scale
     per architecture, and the λ crossings of the lazy/rich boundary per scale."""
     d = Path(sweep_dir)
@@ -311,8 +351,7 @@ def describe(sweep_dir: str | Path, metric: str = "kernel_distance", *, max_rows
     col = f"{metric}_mean"
     if col not in phase.columns:
         raise ValueError(
-            f"`metric`={metric!r} is not in the phase table; choose one of "
-            f"{list(io.PHASE_METRICS)}"
+            f"`metric`={metric!r} is not in the phase table; choose one of {list(io.PHASE_METRICS)}"
         )
     name = runs["sweep"].iloc[0] if len(runs) else d.name
     status = runs["status"].value_counts().to_dict()
@@ -321,7 +360,8 @@ def describe(sweep_dir: str | Path, metric: str = "kernel_distance", *, max_rows
     lines = [
         f"sweep `{name}` ({d}): {len(runs)} runs: "
         + ", ".join(f"{k} {status.get(k, 0)}" for k in ("ok", "skipped", "failed"))
-        + "; regime: " + ", ".join(f"{k} {v}" for k, v in sorted(regimes.items()))
+        + "; regime: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(regimes.items()))
         + f" (kernel distance threshold {threshold:g})",
     ]
     fmt = "{:.3g}".format
@@ -337,12 +377,15 @@ def describe(sweep_dir: str | Path, metric: str = "kernel_distance", *, max_rows
             f"== {solver}: N_i={n_in} N_h={width} N_o={n_out} L={depth} "
             f"({int(seeds.min())}-{int(seeds.max())} seeds per cell) ==",
             f"{col} (rows: lambda, columns: scale"
-            + (", subsampled" if len(lams) < cell["lambda"].nunique()
-               or len(scales) < cell["scale"].nunique() else "") + ")",
+            + (
+                ", subsampled"
+                if len(lams) < cell["lambda"].nunique() or len(scales) < cell["scale"].nunique()
+                else ""
+            )
+            + ")",
             table.to_string(float_format=fmt, na_rep="-"),
         ]
-        mask = np.logical_and.reduce([bound[k] == v for k, v in zip(_FACET_KEYS, key,
-                                                                      strict=True)])
+        mask = np.logical_and.reduce([bound[k] == v for k, v in zip(_FACET_KEYS, key, strict=True)])
         b = bound.loc[mask].set_index("scale")[["lambda_neg", "lambda_pos"]]
         if len(b):
             b = b.reindex(_spread(b.index.to_numpy(), max_rows))

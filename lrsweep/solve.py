@@ -37,7 +37,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -78,15 +78,15 @@ _SCIENCE_MODULES = (
 
 
 @functools.cache
-def code_fingerprint() -> str:
-    """Short hash of the source of the modules that compute a shard's results.
+def code_fingerprint(modules: Sequence[str] = _SCIENCE_MODULES) -> str:
+    """Short hash of the source of lrsweep ``modules`` (default: a shard's science modules).
 
     Snakemake does not track imported modules; passing this as a rule param makes the
-    shards rerun when (and only when) the science code changes.
+    outputs rerun when (and only when) that code changes.
     """
     h = hashlib.blake2b(digest_size=8)
     here = Path(__file__).parent
-    for name in _SCIENCE_MODULES:
+    for name in modules:
         path = here / f"{name}.py"
         h.update(name.encode())
         h.update(path.read_bytes() if path.is_file() else b"<missing>")

@@ -57,6 +57,7 @@ from lrsweep.plots import (
     save_figure,
 )
 from lrsweep.simulate import gradient_descent
+from lrsweep.solve import SCIENCE_MODULES
 from lrsweep.solve import code_fingerprint as _solve_fingerprint
 from lrsweep.tasks import HIERARCHY_ITEMS, random_regression, semantic_hierarchy
 
@@ -1772,23 +1773,11 @@ _TITLES = {
 
 @functools.cache
 def code_fingerprint() -> str:
-    """Short hash of the source behind the paper targets (science modules, plots, this one).
+    """Short hash of the source behind the paper targets (shard modules, plots, this one).
 
     Passed as a rule param, so that Snakemake rebuilds the figures when that code changes.
     """
-    return _solve_fingerprint(
-        (
-            "_validate",
-            "tasks",
-            "init",
-            "exact",
-            "simulate",
-            "metrics",
-            "plots",
-            "applications",
-            "paper",
-        )
-    )
+    return _solve_fingerprint((*SCIENCE_MODULES, "plots", "applications", "paper"))
 
 
 def _save(name: str, out_dir: Path, df: pd.DataFrame, fig: Figure, caption: str) -> list[Path]:

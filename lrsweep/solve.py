@@ -64,7 +64,7 @@ MAX_CHUNK = 512
 PROGRESS_EVERY = 2.0
 
 #: Modules whose source defines a shard's numbers (hashed by :func:`code_fingerprint`).
-_SCIENCE_MODULES = (
+SCIENCE_MODULES = (
     "_validate",
     "tasks",
     "init",
@@ -78,7 +78,7 @@ _SCIENCE_MODULES = (
 
 
 @functools.cache
-def code_fingerprint(modules: Sequence[str] = _SCIENCE_MODULES) -> str:
+def code_fingerprint(modules: Sequence[str] = SCIENCE_MODULES) -> str:
     """Short hash of the source of lrsweep ``modules`` (default: a shard's science modules).
 
     Snakemake does not track imported modules; passing this as a rule param makes the

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from lrsweep.paths import TABLES, SweepPaths
+
 __all__ = ["main"]
 
 _EPILOG = """\
@@ -284,10 +286,13 @@ def _run_shard(args: argparse.Namespace) -> None:
         print(p.summary())
         print("\n".join(p.shards))
         return
+    paths = SweepPaths(args.sweep, args.results)
     for shard in shards:
-        base = args.results / args.sweep / "shards" / shard
         solve.run_shard(
-            p.shard_spec(shard), f"{base}.parquet", f"{base}.trajectories.parquet", log=sys.stdout
+            p.shard_spec(shard),
+            paths.shard_runs(shard),
+            paths.shard_trajectories(shard),
+            log=sys.stdout,
         )
 
 
@@ -295,16 +300,13 @@ def _aggregate(args: argparse.Namespace) -> None:
     from lrsweep import results
 
     p = _load_plan(args.config, args.sweep)
-    d = args.results / args.sweep
+    paths = SweepPaths(args.sweep, args.results)
     results.aggregate(
         p.name,
         p.settings,
-        [d / "shards" / f"{s}.parquet" for s in p.shards],
-        [d / "shards" / f"{s}.trajectories.parquet" for s in p.shards],
-        runs=d / "runs.parquet",
-        trajectories=d / "trajectories.parquet",
-        phase=d / "phase.parquet",
-        boundary=d / "boundary.parquet",
+        [paths.shard_runs(s) for s in p.shards],
+        [paths.shard_trajectories(s) for s in p.shards],
+        **{table: paths.table(table) for table in TABLES},
     )
 
 
@@ -325,7 +327,7 @@ def _plot(args: argparse.Namespace) -> None:
         raise ValueError(
             f"plotting is not available ({exc}); install lrsweep with its plotting dependencies"
         ) from None
-    out = args.out if args.out is not None else args.sweep_dir / "plots"
+    out = args.out if args.out is not None else SweepPaths.of(args.sweep_dir).plots
     kwargs = {} if args.threshold is None else {"threshold": args.threshold}
     paths = plot_sweep(args.sweep_dir, out, **kwargs)
     for path in paths:

@@ -29,6 +29,8 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "BOUNDARY_SCHEMA",
+    "FACET_KEYS",
+    "PHASE_KEYS",
     "PHASE_METRICS",
     "PHASE_SCHEMA",
     "RUNS_SCHEMA",
@@ -95,7 +97,10 @@ TRAJECTORIES_SCHEMA = pa.schema(
 
 #: Metrics averaged over seeds in the phase table.
 PHASE_METRICS = ("kernel_distance", "time_to_fit_90", "final_loss", "ntk_change")
-PHASE_KEYS = ("solver", "n_in", "n_out", "width", "depth", "lambda", "scale")
+#: Keys of one panel (facet) of a sweep: the solver and the architecture.
+FACET_KEYS = ("solver", "n_in", "n_out", "width", "depth")
+#: Keys of one phase-table cell (a facet at one λ and scale).
+PHASE_KEYS = (*FACET_KEYS, "lambda", "scale")
 
 PHASE_SCHEMA = pa.schema(
     [

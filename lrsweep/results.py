@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 
 from lrsweep import io
+from lrsweep.paths import SweepPaths
 
 __all__ = [
     "aggregate",
@@ -50,7 +51,13 @@ __all__ = [
 ]
 
 _PHASE_KEYS = list(io.PHASE_KEYS)
-_FACET_KEYS = ["solver", "n_in", "n_out", "width", "depth"]
+_FACET_KEYS = list(io.FACET_KEYS)
+_SCHEMAS = {
+    "runs": io.RUNS_SCHEMA,
+    "trajectories": io.TRAJECTORIES_SCHEMA,
+    "phase": io.PHASE_SCHEMA,
+    "boundary": io.BOUNDARY_SCHEMA,
+}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -87,27 +94,24 @@ def filter_frame(
     return df.loc[mask].reset_index(drop=True)
 
 
-def _frame(path: Path, schema: pa.Schema) -> pd.DataFrame:
-    return io.read_table(path, schema).to_pandas()
+def _frame(sweep_dir: str | Path, table: str) -> pd.DataFrame:
+    """One of a sweep's tables (:data:`lrsweep.paths.TABLES`) as a DataFrame, schema-checked."""
+    return io.read_table(SweepPaths.of(sweep_dir).table(table), _SCHEMAS[table]).to_pandas()
 
 
 def load_runs(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
     """``runs.parquet`` of a sweep (one row per grid point), optionally filtered."""
-    return filter_frame(_frame(Path(sweep_dir) / "runs.parquet", io.RUNS_SCHEMA), where, **filters)
+    return filter_frame(_frame(sweep_dir, "runs"), where, **filters)
 
 
 def load_phase(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
     """``phase.parquet`` (one row per cell: mean and spread over seeds)."""
-    return filter_frame(
-        _frame(Path(sweep_dir) / "phase.parquet", io.PHASE_SCHEMA), where, **filters
-    )
+    return filter_frame(_frame(sweep_dir, "phase"), where, **filters)
 
 
 def load_boundary(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
     """``boundary.parquet`` (λ crossings of the regime threshold per scale)."""
-    return filter_frame(
-        _frame(Path(sweep_dir) / "boundary.parquet", io.BOUNDARY_SCHEMA), where, **filters
-    )
+    return filter_frame(_frame(sweep_dir, "boundary"), where, **filters)
 
 
 def load_trajectories(
@@ -116,7 +120,7 @@ def load_trajectories(
     """``trajectories.parquet``, joined with the run parameters (``join=True``) so that
     filters can name any parameter (``lambda_``, ``scale``, ``width``, ...)."""
     sweep_dir = Path(sweep_dir)
-    traj = _frame(sweep_dir / "trajectories.parquet", io.TRAJECTORIES_SCHEMA)
+    traj = _frame(sweep_dir, "trajectories")
     if join:
         params = [
             "sweep",
@@ -130,7 +134,7 @@ def load_trajectories(
             "scale",
             "seed",
         ]
-        runs = _frame(sweep_dir / "runs.parquet", io.RUNS_SCHEMA)[params]
+        runs = _frame(sweep_dir, "runs")[params]
         traj = traj.merge(
             runs,
             on=["sweep", "point_id"],

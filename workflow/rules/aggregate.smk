@@ -3,10 +3,7 @@ rule aggregate_sweep:
         runs=get_shard_runs,
         trajectories=get_shard_trajectories,
     output:
-        runs="results/{sweep}/runs.parquet",
-        trajectories="results/{sweep}/trajectories.parquet",
-        phase="results/{sweep}/phase.parquet",
-        boundary="results/{sweep}/boundary.parquet",
+        **{table: str(SWEEP.table(table)) for table in TABLES},
     log:
         "logs/aggregate_sweep/{sweep}.log",
     conda:

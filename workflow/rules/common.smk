@@ -7,6 +7,7 @@ from snakemake.exceptions import WorkflowError
 
 import lrsweep
 from lrsweep.grid import ConfigError, plan
+from lrsweep.paths import TABLES, SweepPaths
 from lrsweep.solve import code_fingerprint
 
 try:
@@ -15,6 +16,8 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 
 CODE = f"lrsweep {lrsweep.__version__} ({code_fingerprint()})"
+# Path patterns of every sweep's files (lrsweep.paths is the one place they are spelled).
+SWEEP = SweepPaths("{sweep}")
 
 if workflow.is_main_process:
     for sweep_plan in PLANS.values():
@@ -43,16 +46,14 @@ def get_task_files(wildcards):
 
 
 def get_shard_runs(wildcards):
-    return [
-        f"results/{wildcards.sweep}/shards/{shard}.parquet"
-        for shard in PLANS[wildcards.sweep].shards
-    ]
+    paths = SweepPaths(wildcards.sweep)
+    return [str(paths.shard_runs(shard)) for shard in PLANS[wildcards.sweep].shards]
 
 
 def get_shard_trajectories(wildcards):
+    paths = SweepPaths(wildcards.sweep)
     return [
-        f"results/{wildcards.sweep}/shards/{shard}.trajectories.parquet"
-        for shard in PLANS[wildcards.sweep].shards
+        str(paths.shard_trajectories(shard)) for shard in PLANS[wildcards.sweep].shards
     ]
 
 
@@ -69,14 +70,11 @@ def get_final_output():
     """Tables, summary and (if enabled) figures of every sweep, and the paper summary page."""
     targets = []
     for sweep in PLANS:
-        targets += expand(
-            "results/{sweep}/{table}.parquet",
-            sweep=sweep,
-            table=["runs", "trajectories", "phase", "boundary"],
-        )
-        targets.append(f"results/{sweep}/summary.txt")
+        paths = SweepPaths(sweep)
+        targets += [str(paths.table(table)) for table in TABLES]
+        targets.append(str(paths.summary))
         if plots_enabled():
-            targets.append(f"results/{sweep}/plots")
+            targets.append(str(paths.plots))
     if plots_enabled():
         targets.append(
             "results/summary.png"
@@ -89,7 +87,7 @@ def print_results():
     print("\nlrsweep results:", file=sys.stderr)
     for sweep in PLANS:
         print(
-            f"  results/{sweep}/  runs.parquet, trajectories.parquet, phase.parquet, "
+            f"  {SweepPaths(sweep).dir}/  runs.parquet, trajectories.parquet, phase.parquet, "
             f"boundary.parquet, summary.txt{', plots/' if plots_enabled() else ''}",
             file=sys.stderr,
         )

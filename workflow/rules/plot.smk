@@ -1,12 +1,9 @@
 rule plot_sweep:
     input:
-        runs="results/{sweep}/runs.parquet",
-        trajectories="results/{sweep}/trajectories.parquet",
-        phase="results/{sweep}/phase.parquet",
-        boundary="results/{sweep}/boundary.parquet",
+        **{table: str(SWEEP.table(table)) for table in TABLES},
     output:
         report(
-            directory("results/{sweep}/plots"),
+            directory(str(SWEEP.plots)),
             patterns=["{name}.png"],
             caption="../report/plots.rst",
             category="{sweep}",

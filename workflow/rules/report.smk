@@ -3,12 +3,12 @@ report: "../report/workflow.rst"
 
 rule summarize_sweep:
     input:
-        runs="results/{sweep}/runs.parquet",
-        phase="results/{sweep}/phase.parquet",
-        boundary="results/{sweep}/boundary.parquet",
+        runs=str(SWEEP.runs),
+        phase=str(SWEEP.phase),
+        boundary=str(SWEEP.boundary),
     output:
         report(
-            "results/{sweep}/summary.txt",
+            str(SWEEP.summary),
             caption="../report/summary.rst",
             category="{sweep}",
             subcategory="tables",

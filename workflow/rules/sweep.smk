@@ -2,12 +2,12 @@ rule solve_shard:
     input:
         get_task_files,
     output:
-        runs="results/{sweep}/shards/{shard}.parquet",
-        trajectories="results/{sweep}/shards/{shard}.trajectories.parquet",
+        runs=str(SWEEP.shard_runs("{shard}")),
+        trajectories=str(SWEEP.shard_trajectories("{shard}")),
     log:
         "logs/solve_shard/{sweep}/{shard}.log",
     benchmark:
-        "results/{sweep}/benchmarks/solve_shard/{shard}.tsv"
+        str(SWEEP.shard_benchmark("{shard}"))
     conda:
         "../envs/lrsweep.yaml"
     threads: 1

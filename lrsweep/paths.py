@@ -1,0 +1,125 @@
+"""Where every file of the pipeline lives: one object per sweep, one per paper figure.
+
+The workflow rules, the CLI, :mod:`lrsweep.results`, :mod:`lrsweep.plots` and the paper
+experiments all take their paths from here, so a layout change is made once. Built with a
+wildcard as the name (``SweepPaths("{sweep}")``) the same object gives Snakemake's patterns.
+
+Layout (``root`` is ``results`` by default)::
+
+    <root>/<sweep>/runs.parquet            one row per grid point
+    <root>/<sweep>/trajectories.parquet    one row per (point, t)
+    <root>/<sweep>/phase.parquet           mean and spread over seeds per cell
+    <root>/<sweep>/boundary.parquet        where the lazy/rich boundary lies
+    <root>/<sweep>/summary.txt             ``lrsweep show``
+    <root>/<sweep>/plots/                  figures
+    <root>/<sweep>/shards/<shard>.parquet  and <shard>.trajectories.parquet (solver jobs)
+    <root>/paper/<target>/<target>.{png,pdf,parquet,md}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["FigurePaths", "SweepPaths", "TABLES"]
+
+#: The aggregated tables of a sweep, in the order they are written.
+TABLES = ("runs", "trajectories", "phase", "boundary")
+
+
+@dataclass(frozen=True)
+class SweepPaths:
+    """Paths of one sweep's outputs (``sweep`` may be a wildcard such as ``"{sweep}"``)."""
+
+    sweep: str
+    root: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @classmethod
+    def of(cls, sweep_dir: str | Path) -> SweepPaths:
+        """The paths of the sweep whose directory is ``sweep_dir`` (``<root>/<sweep>``)."""
+        d = Path(sweep_dir)
+        return cls(d.name, d.parent)
+
+    @property
+    def dir(self) -> Path:
+        return self.root / self.sweep
+
+    def table(self, name: str) -> Path:
+        """``<root>/<sweep>/<name>.parquet`` for one of :data:`TABLES`."""
+        if name not in TABLES:
+            raise ValueError(f"`name` must be one of {list(TABLES)}, got {name!r}")
+        return self.dir / f"{name}.parquet"
+
+    @property
+    def runs(self) -> Path:
+        return self.table("runs")
+
+    @property
+    def trajectories(self) -> Path:
+        return self.table("trajectories")
+
+    @property
+    def phase(self) -> Path:
+        return self.table("phase")
+
+    @property
+    def boundary(self) -> Path:
+        return self.table("boundary")
+
+    @property
+    def summary(self) -> Path:
+        return self.dir / "summary.txt"
+
+    @property
+    def plots(self) -> Path:
+        return self.dir / "plots"
+
+    @property
+    def shards(self) -> Path:
+        return self.dir / "shards"
+
+    def shard_runs(self, shard: str) -> Path:
+        """The runs file written by the solver job of ``shard``."""
+        return self.shards / f"{shard}.parquet"
+
+    def shard_trajectories(self, shard: str) -> Path:
+        """The trajectories file written by the solver job of ``shard``."""
+        return self.shards / f"{shard}.trajectories.parquet"
+
+    def shard_benchmark(self, shard: str) -> Path:
+        """Snakemake's ``benchmark:`` file of a solver job."""
+        return self.dir / "benchmarks" / "solve_shard" / f"{shard}.tsv"
+
+
+@dataclass(frozen=True)
+class FigurePaths:
+    """The four files of one paper target: figure (PNG, PDF), tidy table and caption."""
+
+    target: str
+    root: Path = Path("results")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def dir(self) -> Path:
+        return self.root / "paper" / self.target
+
+    @property
+    def png(self) -> Path:
+        return self.dir / f"{self.target}.png"
+
+    @property
+    def pdf(self) -> Path:
+        return self.dir / f"{self.target}.pdf"
+
+    @property
+    def table(self) -> Path:
+        return self.dir / f"{self.target}.parquet"
+
+    @property
+    def caption(self) -> Path:
+        return self.dir / f"{self.target}.md"

@@ -73,15 +73,17 @@ rule gather:
 
 SOLVE_POINT = '''\
 from lrsweep.solve import run_shard
+from lrsweep.spec import ShardSpec
 
-run_shard(snakemake.params.spec, snakemake.output.runs, snakemake.output.trajectories, log=None)
+spec = ShardSpec.from_params(snakemake.params.spec)
+run_shard(spec, snakemake.output.runs, snakemake.output.trajectories, log=None)
 '''
 
 GATHER = '''\
 from lrsweep import io
 
-table = io.read_tables(snakemake.input, io.SHARD_SCHEMA)
-io.write_table(table, snakemake.output[0], io.SHARD_SCHEMA)
+table = io.read_tables(snakemake.input, io.shard_schema())
+io.write_table(table, snakemake.output[0], io.shard_schema())
 '''
 
 
@@ -152,7 +154,10 @@ def run_naive(cfg: dict, work: Path, dry: bool = False) -> float:
     from lrsweep.grid import plan
 
     p = plan({**cfg, "sweeps": {"bench": {**cfg["sweeps"]["bench"], "shard_size": 1}}})["bench"]
-    specs = {str(p.points["point_id"][p.shard_rows(s)[0]]): p.shard_spec(s) for s in p.shards}
+    specs = {
+        str(p.points["point_id"][p.shard_rows(s)[0]]): p.shard_spec(s).to_params()
+        for s in p.shards
+    }
     work.mkdir(parents=True)
     (work / "Snakefile").write_text(NAIVE_SNAKEFILE)
     (work / "solve_point.py").write_text(SOLVE_POINT)

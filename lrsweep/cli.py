@@ -174,6 +174,7 @@ def _solve(args: argparse.Namespace) -> None:
     import numpy as np
 
     from lrsweep import grid, io, solve
+    from lrsweep.measures import measures
 
     solver = args.solver if args.solver != "auto" else ("exact" if args.depth == 2 else "flow")
     cfg = {
@@ -222,28 +223,15 @@ def _solve(args: argparse.Namespace) -> None:
         f"L={args.depth}, lambda={args.lam:g}, scale={args.scale:g}, seed={args.seed}, "
         f"t_max={args.t_max:g} tau"
     )
-    fields = [
-        ("initial loss", row["initial_loss"]),
-        ("final loss", row["final_loss"]),
-        ("kernel distance S(0, t_max)", row["kernel_distance"]),
-        ("max kernel distance", row["kernel_distance_max"]),
-        ("relative NTK change", row["ntk_change"]),
-        ("relative weight change", row["weight_change"]),
-        ("time to fit 50% (t/tau)", row["time_to_fit_50"]),
-        ("time to fit 90% (t/tau)", row["time_to_fit_90"]),
-        ("time to fit 99% (t/tau)", row["time_to_fit_99"]),
-        ("balance drift", row["balance_drift"]),
-    ]
-    if solver == "both":
-        fields.append(("exact vs simulation deviation", row["exact_sim_deviation"]))
-    for name, value in fields:
-        print(f"  {name:<31}{'n/a' if value is None or np.isnan(value) else f'{value:.6g}'}")
+    for m in measures():
+        if m.summary and m.applies_to(solver):
+            value = row[m.name]
+            print(f"  {m.label:<31}{'n/a' if value is None or np.isnan(value) else f'{value:.6g}'}")
     print(f"  {'regime':<31}{label}")
     if args.out is not None:
-        io.write_table(traj, args.out, io.TRAJECTORIES_SCHEMA)
+        io.write_table(traj, args.out, io.trajectories_schema())
         print(
-            f"trajectory ({traj.num_rows} rows: t, loss, kernel_distance, singular_values) "
-            f"-> {args.out}"
+            f"trajectory ({traj.num_rows} rows: {', '.join(traj.column_names[2:])}) -> {args.out}"
         )
 
 

@@ -261,6 +261,7 @@ def qqt(
     t: object,
     *,
     tau: float = 1.0,
+    lam: object = None,
     saddle_tol: float = SADDLE_TOL,
 ) -> np.ndarray:
     """Exact QQᵀ(t) of gradient flow from a λ-balanced init, with whitened inputs.
@@ -307,7 +308,8 @@ def qqt(
     """
     W1, W2, sigma_yx = _check_two_layer(W1, W2, sigma_yx)
     times = as_times(t) / positive(tau, "tau")
-    lam = lambda_of(W1, W2)
+    lam_w = lambda_of(W1, W2)
+    lam = lam_w if lam is None else np.broadcast_to(as_array(lam, "lam"), lam_w.shape)
     n_i = W1.shape[-1]
     batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2])
     O, mu = riccati_eigenbasis(

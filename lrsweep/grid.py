@@ -34,6 +34,9 @@ from typing import Any
 import numpy as np
 import yaml
 
+from lrsweep.dynamics import SOLVERS
+from lrsweep.spec import POINT_COLUMNS, InitSpec, Shape, ShardSpec, TaskSpec, TimeSpec
+
 __all__ = [
     "AXES",
     "ConfigError",
@@ -63,7 +66,7 @@ SHAPE_AXES = ("n_in", "n_out", "width", "depth")
 _AXIS_MIN = {"n_in": 1, "n_out": 1, "width": 1, "depth": 2, "seed": 0}
 
 #: Points per shard when ``shard_size`` is null: a shard then takes a few seconds.
-DEFAULT_SHARD_SIZE = {"exact": 1000, "flow": 200, "gd": 200, "both": 200}
+DEFAULT_SHARD_SIZE = {name: s.shard_size for name, s in SOLVERS.items()}
 
 
 class ConfigError(ValueError):
@@ -217,11 +220,7 @@ def axis_values(spec: Any, key: str = "axis", *, integer: bool = False) -> np.nd
 
 def time_grid(time: Mapping) -> np.ndarray:
     """Saved times t/τ, shape (n_points,), starting at 0 (``time`` = a sweep's time settings)."""
-    t_max, n = float(time["t_max"]), int(time["n_points"])
-    if time["spacing"] == "linear":
-        return np.linspace(0.0, t_max, n)
-    t_min = t_max / 1000 if time.get("t_min") is None else float(time["t_min"])
-    return np.concatenate([[0.0], np.geomspace(t_min, t_max, n - 1)])
+    return TimeSpec.from_settings(time).grid()
 
 
 @functools.cache
@@ -439,8 +438,8 @@ class SweepPlan:
                 f"{list(self.shards)[:5]}{' ...' if len(self.shards) > 5 else ''}"
             ) from None
 
-    def shard_spec(self, shard: str) -> dict:
-        """Plain-Python description of one shard's work (the Snakemake ``params``).
+    def shard_spec(self, shard: str) -> ShardSpec:
+        """What one shard's job solves (:meth:`ShardSpec.to_params` is the Snakemake param).
 
         Holds only what changes the shard's results, so it doubles as its fingerprint:
         solver, task, init, time grid, ``lr`` (gd only), the sweep seed, the shape and the
@@ -449,23 +448,18 @@ class SweepPlan:
         rows = self.shard_rows(shard)
         s = self.settings
         first = rows[0]
-        spec = {
-            "sweep": self.name,
-            "shard": shard,
-            "solver": s["solver"],
-            "task": dict(s["task"]),
-            "init": dict(s["init"]),
-            "time": dict(s["time"]),
-            "sweep_seed": int(s["seed"]),
-            "shape": {a: int(self.points[a][first]) for a in SHAPE_AXES},
-            "point_id": self.points["point_id"][rows].tolist(),
-            "lambda": self.points["lambda"][rows].tolist(),
-            "scale": self.points["scale"][rows].tolist(),
-            "seed": self.points["seed"][rows].tolist(),
-        }
-        if s["solver"] == "gd":
-            spec["lr"] = float(s["lr"])
-        return spec
+        return ShardSpec(
+            sweep=self.name,
+            shard=shard,
+            solver=s["solver"],
+            task=TaskSpec.from_settings(s["task"]),
+            init=InitSpec.from_settings(s["init"]),
+            time=TimeSpec.from_settings(s["time"]),
+            sweep_seed=int(s["seed"]),
+            shape=Shape(**{a: int(self.points[a][first]) for a in SHAPE_AXES}),
+            points={k: self.points[k][rows].tolist() for k in POINT_COLUMNS},
+            lr=float(s["lr"]) if s["solver"] == "gd" else None,
+        )
 
     def skipped(self) -> dict[str, np.ndarray]:
         """The skipped points' columns (same keys as :attr:`points`)."""
@@ -504,11 +498,13 @@ def _inadmissible(solver: str, cols: Mapping[str, np.ndarray]) -> tuple[np.ndarr
     uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
     for k, (sgn, n_in, n_out, width, depth) in enumerate(uniq.tolist()):
         rows = np.flatnonzero(inverse.ravel() == k)
-        if solver in ("exact", "both") and depth > 2:
+        max_depth = SOLVERS[solver].max_depth
+        if max_depth is not None and depth > max_depth:
             reason[rows] = (
-                f"solver {solver!r} needs depth 2 (got depth={depth}); use solver flow or gd"
+                f"solver {solver!r} needs depth {max_depth} (got depth={depth}); "
+                "use solver flow or gd"
             )
-            category[rows] = f"solver {solver} and depth > 2"
+            category[rows] = f"solver {solver} and depth > {max_depth}"
             continue
         try:
             check_admissible_deep(float(sgn), layer_widths(n_in, width, n_out, depth=depth))

@@ -6,13 +6,16 @@ here has one :class:`pyarrow.Schema`, every write casts to it and goes through a
 dot-prefixed temp file renamed into place (:func:`write_table`), and readers take an
 explicit list of files (:func:`read_tables`).
 
-Tables (column names are a contract with :mod:`lrsweep.plots`; see docs/pipeline.md):
+Tables (column names are a contract with :mod:`lrsweep.plots`; see docs/pipeline.md). The
+measure columns come from the registry :mod:`lrsweep.measures`, so the schemas are built by
+functions (a measure registered at run time is in them); ``RUNS_SCHEMA`` etc. give the
+current ones:
 
-- ``runs`` (``results/<sweep>/runs.parquet``): one row per grid point (:data:`RUNS_SCHEMA`);
+- ``runs`` (``results/<sweep>/runs.parquet``): one row per grid point (:func:`runs_schema`);
   shard files ``results/<sweep>/shards/<shard>.parquet`` hold the same columns except
-  ``regime``, which the aggregate step labels (:data:`SHARD_SCHEMA`);
-- ``trajectories``: long table, one row per (point, t) (:data:`TRAJECTORIES_SCHEMA`);
-- ``phase``: mean and spread over seeds per cell (:data:`PHASE_SCHEMA`);
+  ``regime``, which the aggregate step labels (:func:`shard_schema`);
+- ``trajectories``: long table, one row per (point, t) (:func:`trajectories_schema`);
+- ``phase``: mean and spread over seeds per cell (:func:`phase_schema`);
 - ``boundary``: λ where the mean kernel distance crosses the threshold (:data:`BOUNDARY_SCHEMA`).
 """
 
@@ -31,11 +34,11 @@ __all__ = [
     "BOUNDARY_SCHEMA",
     "FACET_KEYS",
     "PHASE_KEYS",
-    "PHASE_METRICS",
-    "PHASE_SCHEMA",
-    "RUNS_SCHEMA",
-    "SHARD_SCHEMA",
-    "TRAJECTORIES_SCHEMA",
+    "phase_metrics",
+    "phase_schema",
+    "runs_schema",
+    "shard_schema",
+    "trajectories_schema",
     "empty_table",
     "read_table",
     "read_tables",
@@ -56,62 +59,82 @@ PARAMETERS = [
     ("seed", _i64),
 ]
 
-RUNS_SCHEMA = pa.schema(
-    [
-        ("sweep", _str),
-        ("point_id", _i64),
-        ("shard", _str),
-        ("solver", _str),
-        ("task", _str),
-        *PARAMETERS,
-        ("status", _str),  # ok | skipped | failed
-        ("reason", _str),  # "" if ok, else why skipped / the error
-        ("initial_loss", _f64),
-        ("final_loss", _f64),
-        ("kernel_distance", _f64),  # S(0, t_max)
-        ("kernel_distance_max", _f64),  # max_t S(0, t)
-        ("ntk_change", _f64),  # ‖K_T − K_0‖/‖K_0‖
-        ("weight_change", _f64),  # ‖θ_T − θ_0‖/‖θ_0‖ (NaN for solver exact)
-        ("weight_change_layers", pa.list_(_f64)),  # per layer, input side first
-        ("time_to_fit_50", _f64),  # t/τ, NaN if never reached
-        ("time_to_fit_90", _f64),
-        ("time_to_fit_99", _f64),
-        ("regime", _str),  # lazy | rich | undefined | "" (not ok)
-        ("balance_drift", _f64),
-        ("exact_sim_deviation", _f64),  # NaN unless solver == both
-    ]
-)
-
-SHARD_SCHEMA = pa.schema([f for f in RUNS_SCHEMA if f.name != "regime"])
-
-TRAJECTORIES_SCHEMA = pa.schema(
-    [
-        ("sweep", _str),
-        ("point_id", _i64),
-        ("t", _f64),  # t/τ
-        ("loss", _f64),
-        ("kernel_distance", _f64),  # S(0, t)
-        ("singular_values", pa.list_(_f64)),  # of the end-to-end map, descending
-    ]
-)
-
-#: Metrics averaged over seeds in the phase table.
-PHASE_METRICS = ("kernel_distance", "time_to_fit_90", "final_loss", "ntk_change")
 #: Keys of one panel (facet) of a sweep: the solver and the architecture.
 FACET_KEYS = ("solver", "n_in", "n_out", "width", "depth")
 #: Keys of one phase-table cell (a facet at one λ and scale).
 PHASE_KEYS = (*FACET_KEYS, "lambda", "scale")
 
-PHASE_SCHEMA = pa.schema(
-    [
-        ("sweep", _str),
-        ("solver", _str),
-        *[p for p in PARAMETERS if p[0] != "seed"],
-        ("n_seeds", _i64),  # runs with status ok in the cell
-        ("n_fit", _i64),  # of those, runs that reached 90% of the fit by t_max
-        *[(f"{m}_{s}", _f64) for m in PHASE_METRICS for s in ("mean", "std")],
+#: Identity of a run, before its parameters.
+_RUN_ID = [("sweep", _str), ("point_id", _i64), ("shard", _str), ("solver", _str), ("task", _str)]
+#: Outcome of a run, after its parameters.
+_RUN_STATUS = [("status", _str), ("reason", _str)]  # ok | skipped | failed; why not ok
+
+
+def _measure_fields(kind: str) -> list[pa.Field]:
+    from lrsweep.measures import measures
+
+    return [
+        pa.field(
+            m.name, pa.list_(_f64) if m.per_layer else _f64, metadata={"description": m.description}
+        )
+        for m in measures(kind)
     ]
-)
+
+
+def shard_schema() -> pa.Schema:
+    """Columns of a solver job's runs file: the runs table without ``regime``."""
+    return pa.schema([f for f in runs_schema() if f.name != "regime"])
+
+
+def runs_schema() -> pa.Schema:
+    """``runs.parquet``: identity, parameters, status, the registered measures
+    (:func:`lrsweep.measures.measures`: metrics, then ``regime``, then diagnostics)."""
+    return pa.schema(
+        [
+            *_RUN_ID,
+            *PARAMETERS,
+            *_RUN_STATUS,
+            *_measure_fields("metric"),
+            ("regime", _str),  # lazy | rich | undefined | "" (not ok)
+            *_measure_fields("diagnostic"),
+        ]
+    )
+
+
+def trajectories_schema() -> pa.Schema:
+    """``trajectories.parquet``: one row per (point, t), a column per registered curve."""
+    from lrsweep.measures import CURVES
+
+    return pa.schema(
+        [
+            ("sweep", _str),
+            ("point_id", _i64),
+            ("t", _f64),  # t/τ
+            *[(c.name, pa.list_(_f64) if c.vector else _f64) for c in CURVES.values()],
+        ]
+    )
+
+
+def phase_metrics() -> tuple[str, ...]:
+    """Measures averaged over seeds in the phase table (``phase=True`` in the registry)."""
+    from lrsweep.measures import measures
+
+    return tuple(m.name for m in measures() if m.phase)
+
+
+def phase_schema() -> pa.Schema:
+    """``phase.parquet``: one row per cell, counts and mean/std over seeds."""
+    return pa.schema(
+        [
+            ("sweep", _str),
+            ("solver", _str),
+            *[p for p in PARAMETERS if p[0] != "seed"],
+            ("n_seeds", _i64),  # runs with status ok in the cell
+            ("n_fit", _i64),  # of those, runs that reached 90% of the fit by t_max
+            *[(f"{m}_{s}", _f64) for m in phase_metrics() for s in ("mean", "std")],
+        ]
+    )
+
 
 BOUNDARY_SCHEMA = pa.schema(
     [
@@ -123,6 +146,23 @@ BOUNDARY_SCHEMA = pa.schema(
         ("lambda_pos", _f64),  # crossing on the λ > 0 side, NaN if none
     ]
 )
+
+
+_CURRENT = {
+    "RUNS_SCHEMA": runs_schema,
+    "SHARD_SCHEMA": shard_schema,
+    "TRAJECTORIES_SCHEMA": trajectories_schema,
+    "PHASE_SCHEMA": phase_schema,
+    "PHASE_METRICS": phase_metrics,
+}
+
+
+def __getattr__(name: str) -> object:
+    """``RUNS_SCHEMA``, ``SHARD_SCHEMA``, ``TRAJECTORIES_SCHEMA``, ``PHASE_SCHEMA``,
+    ``PHASE_METRICS``: the current value of the function of the same name."""
+    if name in _CURRENT:
+        return _CURRENT[name]()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_table(columns: Mapping[str, object], schema: pa.Schema) -> pa.Table:

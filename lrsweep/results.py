@@ -15,7 +15,7 @@ Aggregation (the pipeline's ``aggregate_sweep`` step, :func:`aggregate`):
 
 - ``phase``: one row per cell (solver, n_in, n_out, width, depth, lambda, scale) with
   ``n_seeds`` (runs with status ok) and mean / sample standard deviation over seeds of
-  :data:`lrsweep.io.PHASE_METRICS` (NaN values, e.g. a time to fit never reached, are left
+  :func:`lrsweep.io.phase_metrics` (NaN values, e.g. a time to fit never reached, are left
   out of the mean);
 - ``boundary``: per (solver, n_in, n_out, width, depth, scale) and side of λ = 0, the λ at
   which ``kernel_distance_mean`` first falls to the regime threshold moving outward from the
@@ -53,10 +53,10 @@ __all__ = [
 _PHASE_KEYS = list(io.PHASE_KEYS)
 _FACET_KEYS = list(io.FACET_KEYS)
 _SCHEMAS = {
-    "runs": io.RUNS_SCHEMA,
-    "trajectories": io.TRAJECTORIES_SCHEMA,
-    "phase": io.PHASE_SCHEMA,
-    "boundary": io.BOUNDARY_SCHEMA,
+    "runs": io.runs_schema,
+    "trajectories": io.trajectories_schema,
+    "phase": io.phase_schema,
+    "boundary": lambda: io.BOUNDARY_SCHEMA,
 }
 
 
@@ -96,7 +96,7 @@ def filter_frame(
 
 def _frame(sweep_dir: str | Path, table: str) -> pd.DataFrame:
     """One of a sweep's tables (:data:`lrsweep.paths.TABLES`) as a DataFrame, schema-checked."""
-    return io.read_table(SweepPaths.of(sweep_dir).table(table), _SCHEMAS[table]).to_pandas()
+    return io.read_table(SweepPaths.of(sweep_dir).table(table), _SCHEMAS[table]()).to_pandas()
 
 
 def load_runs(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
@@ -169,16 +169,16 @@ def load_sweep(sweep_dir: str | Path) -> SweepTables:
 
 
 def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std over seeds per cell of a runs table (:data:`io.PHASE_SCHEMA`).
+    """Mean and sample std over seeds per cell of a runs table (:func:`io.phase_schema`).
 
     Every cell present in ``runs`` gets a row, also cells without any ok run (n_seeds = 0,
     NaN metrics), so the phase grid is complete. Means skip NaN: ``time_to_fit_90_mean``
     averages the ``n_fit`` seeds that reached 90 % of the fit by t_max, out of ``n_seeds``.
     """
     if runs.empty:
-        return io.empty_table(io.PHASE_SCHEMA).to_pandas()
+        return io.empty_table(io.phase_schema()).to_pandas()
     ok = runs["status"] == "ok"
-    metrics = list(io.PHASE_METRICS)
+    metrics = list(io.phase_metrics())
     vals = runs[["sweep", *_PHASE_KEYS, *metrics]].copy()
     vals.loc[~ok, metrics] = np.nan
     vals["n_seeds"] = ok.astype(np.int64)
@@ -189,7 +189,7 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
     out["n_seeds"] = g["n_seeds"].sum()
     out["n_fit"] = g["n_fit"].sum()
     out = out.reset_index()
-    return out[io.PHASE_SCHEMA.names]
+    return out[io.phase_schema().names]
 
 
 def _crossing(lam: np.ndarray, s: np.ndarray, threshold: float) -> float:
@@ -249,7 +249,7 @@ def _plan_rows(name: str, settings: Mapping) -> tuple[pd.DataFrame, dict[int, in
 def _skipped_table(name: str, settings: Mapping, skipped: pd.DataFrame) -> pa.Table:
     n = len(skipped)
     cols: dict[str, Any] = {
-        f.name: np.full(n, np.nan) for f in io.SHARD_SCHEMA if pa.types.is_floating(f.type)
+        f.name: np.full(n, np.nan) for f in io.shard_schema() if pa.types.is_floating(f.type)
     }
     cols.update(
         {
@@ -267,7 +267,7 @@ def _skipped_table(name: str, settings: Mapping, skipped: pd.DataFrame) -> pa.Ta
             "weight_change_layers": [[] for _ in range(n)],
         }
     )
-    return io.to_table(cols, io.SHARD_SCHEMA)
+    return io.to_table(cols, io.shard_schema())
 
 
 def aggregate(
@@ -291,7 +291,7 @@ def aggregate(
     from lrsweep.metrics import regime
 
     threshold = float(settings["regime_threshold"])
-    solved = io.read_tables(shard_runs, io.SHARD_SCHEMA)
+    solved = io.read_tables(shard_runs, io.shard_schema())
     planned, position = _plan_rows(name, settings)
     skipped = _skipped_table(name, settings, planned[planned["status"] == "skipped"])
     table = pa.concat_tables([solved, skipped])
@@ -310,20 +310,20 @@ def aggregate(
     status = np.asarray(table.column("status").to_pylist(), dtype=object)
     labels = np.where(status == "ok", regime(np.where(status == "ok", kd, 0.0), threshold), "")
     table = table.append_column("regime", pa.array(labels.tolist(), type=pa.string()))
-    io.write_table(table, runs, io.RUNS_SCHEMA)
+    io.write_table(table, runs, io.runs_schema())
 
-    traj = io.read_tables(shard_trajectories, io.TRAJECTORIES_SCHEMA)
+    traj = io.read_tables(shard_trajectories, io.trajectories_schema())
     tid = traj.column("point_id").to_numpy()
     tpos = np.fromiter((position.get(int(i), -1) for i in tid), dtype=np.int64, count=tid.size)
     order = np.lexsort((traj.column("t").to_numpy(), tpos))
-    io.write_table(traj.take(pa.array(order)), trajectories, io.TRAJECTORIES_SCHEMA)
+    io.write_table(traj.take(pa.array(order)), trajectories, io.trajectories_schema())
 
     runs_df = table.to_pandas()
     ph = phase_table(runs_df)
     io.write_table(
-        pa.Table.from_pandas(ph, schema=io.PHASE_SCHEMA, preserve_index=False),
+        pa.Table.from_pandas(ph, schema=io.phase_schema(), preserve_index=False),
         phase,
-        io.PHASE_SCHEMA,
+        io.phase_schema(),
     )
     bd = boundary_table(ph, threshold)
     io.write_table(
@@ -355,7 +355,8 @@ def describe(
     col = f"{metric}_mean"
     if col not in phase.columns:
         raise ValueError(
-            f"`metric`={metric!r} is not in the phase table; choose one of {list(io.PHASE_METRICS)}"
+            f"`metric`={metric!r} is not in the phase table; "
+            f"choose one of {list(io.phase_metrics())}"
         )
     name = runs["sweep"].iloc[0] if len(runs) else d.name
     status = runs["status"].value_counts().to_dict()

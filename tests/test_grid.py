@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lrsweep import grid
 from lrsweep.grid import ConfigError, axis_values, plan, point_ids, shard_bounds, validate_config
+from lrsweep.spec import ShardSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -235,21 +236,23 @@ def test_shards_group_one_shape_and_solver():
     for shard in p.shards:
         spec = p.shard_spec(shard)
         rows = p.shard_rows(shard)
-        assert shard.startswith(f"flow-i4-o4-w{spec['shape']['width']}-d{spec['shape']['depth']}-")
-        assert set(p.points["width"][rows].tolist()) == {spec["shape"]["width"]}
+        assert shard.startswith(f"flow-i4-o4-w{spec.shape.width}-d{spec.shape.depth}-")
+        assert set(p.points["width"][rows].tolist()) == {spec.shape.width}
     with pytest.raises(ValueError, match="has no shard 'nope'"):
         p.shard_spec("nope")
 
 
-def test_shard_spec_is_plain_python_and_minimal():
+def test_shard_params_are_plain_python_and_minimal():
     p = plan(sweep(solver="flow", grid={"lambda": [0.0, 1.0]}))["s"]
     spec = p.shard_spec(p.shards[0])
-    assert eval(repr(spec)) == spec  # noqa: S307 - plain values only (Snakemake stores repr)
-    assert "lr" not in spec
+    params = spec.to_params()
+    assert eval(repr(params)) == params  # noqa: S307 - plain values only (Snakemake stores repr)
+    assert ShardSpec.from_params(params) == spec
+    assert "lr" not in params
     changed = plan(sweep(solver="flow", lr=0.01, grid={"lambda": [0.0, 1.0]}))["s"]
-    assert changed.shard_spec(changed.shards[0]) == spec
+    assert changed.shard_spec(changed.shards[0]).to_params() == params
     gd = plan(sweep(solver="gd", lr=0.01, grid={"lambda": [0.0, 1.0]}))["s"]
-    assert gd.shard_spec(gd.shards[0])["lr"] == 0.01
+    assert gd.shard_spec(gd.shards[0]).to_params()["lr"] == 0.01
 
 
 def test_large_grid_plans_fast():
@@ -260,7 +263,7 @@ def test_large_grid_plans_fast():
     p = plan(cfg)["s"]
     specs = [p.shard_spec(s) for s in p.shards]
     assert time.perf_counter() - t0 < 5.0
-    assert sum(len(s["point_id"]) for s in specs) == 100_000
+    assert sum(s.n_points for s in specs) == 100_000
 
 
 def test_config_yaml_round_trip(tmp_path):

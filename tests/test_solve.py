@@ -8,9 +8,10 @@ import pytest
 
 from lrsweep import io, solve
 from lrsweep.grid import plan
+from lrsweep.spec import ShardSpec
 
 
-def specs(**kw) -> list[dict]:
+def specs(**kw) -> list[ShardSpec]:
     p = plan({"sweeps": {"s": kw}})["s"]
     return [p.shard_spec(s) for s in p.shards]
 
@@ -29,11 +30,11 @@ EXACT = {
 def test_exact_shard_tables():
     (spec,) = specs(**EXACT)
     runs, traj = solve.solve_points(spec)
-    assert runs.schema == io.SHARD_SCHEMA and traj.schema == io.TRAJECTORIES_SCHEMA
+    assert runs.schema == io.shard_schema() and traj.schema == io.trajectories_schema()
     df, tr = runs.to_pandas(), traj.to_pandas()
     assert len(df) == 12 and (df["status"] == "ok").all() and (df["reason"] == "").all()
-    assert df["point_id"].tolist() == spec["point_id"]
-    assert df["lambda"].tolist() == spec["lambda"]
+    assert df["point_id"].tolist() == list(spec.points["point_id"])
+    assert df["lambda"].tolist() == list(spec.points["lambda"])
     assert len(tr) == 12 * 31
     assert np.allclose(tr.loc[tr["t"] == 0, "kernel_distance"], 0.0)
     sv = np.stack(tr["singular_values"].to_numpy())
@@ -58,8 +59,7 @@ def test_batched_equals_one_by_one():
     (spec,) = specs(**EXACT)
     batch, _ = frames(spec)
     for k in (0, 5, 11):
-        one = {**spec, **{key: [spec[key][k]] for key in ("point_id", "lambda", "scale", "seed")}}
-        single, _ = frames(one)
+        single, _ = frames(spec.select([k]))
         for col in ("final_loss", "kernel_distance", "ntk_change", "time_to_fit_90"):
             np.testing.assert_allclose(
                 single[col].iloc[0], batch[col].iloc[k], rtol=1e-10, atol=1e-300
@@ -123,14 +123,14 @@ def test_diverging_gradient_descent_is_a_failed_point():
 def test_a_failing_point_does_not_lose_its_shard(monkeypatch):
     from lrsweep._validate import lambda_of
 
-    real = solve._SOLVERS["exact"]
+    real = solve.solve_dynamics
 
-    def flaky(weights, task, t, spec):
+    def flaky(weights, *args, **kw):
         if np.any(np.isclose(lambda_of(*weights), 3.0)):
             raise np.linalg.LinAlgError("singular matrix")
-        return real(weights, task, t, spec)
+        return real(weights, *args, **kw)
 
-    monkeypatch.setitem(solve._SOLVERS, "exact", flaky)
+    monkeypatch.setattr(solve, "solve_dynamics", flaky)
     (spec,) = specs(**EXACT)
     df, tr = frames(spec)
     bad = df["lambda"] == 3.0
@@ -163,9 +163,9 @@ def test_progress_lines_and_run_shard(tmp_path, capsys):
     (spec,) = specs(**EXACT)
     solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=sys.stdout)
     out = capsys.readouterr().out
-    assert f"[{spec['shard']}] 12/12 points (" in out and "points/s, 0 failed)" in out
+    assert f"[{spec.shard}] 12/12 points (" in out and "points/s, 0 failed)" in out
     assert "status counts {'ok': 12}" in out
-    assert io.read_table(tmp_path / "r.parquet", io.SHARD_SCHEMA).num_rows == 12
+    assert io.read_table(tmp_path / "r.parquet", io.shard_schema()).num_rows == 12
 
 
 def test_hierarchy_task_and_code_fingerprint():
@@ -179,8 +179,8 @@ def test_hierarchy_task_and_code_fingerprint():
 
 def test_injected_failure_hook(tmp_path, monkeypatch):
     (spec,) = specs(**EXACT)
-    monkeypatch.setenv("LRSWEEP_INJECT_FAILURE", f"s/{spec['shard']}")
-    with pytest.raises(RuntimeError, match=f"injected failure in shard s/{spec['shard']}"):
+    monkeypatch.setenv("LRSWEEP_INJECT_FAILURE", f"s/{spec.shard}")
+    with pytest.raises(RuntimeError, match=f"injected failure in shard s/{spec.shard}"):
         solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=None)
     assert not (tmp_path / "r.parquet").exists()
 
@@ -199,7 +199,7 @@ def test_bottleneck_time_to_fit_is_measured_towards_the_reachable_loss():
         },
     )
     df, _ = frames(spec)
-    task = solve.build_task(spec["task"], 4, 4)
+    task = spec.task.build(4, 4)
     s = np.linalg.svd(task.sigma_yx, compute_uv=False)
     floor = 0.5 * np.sum(s[2:] ** 2)
     assert floor > 0.1

@@ -36,7 +36,7 @@ def plots_enabled():
 
 def get_shard_spec(wildcards):
     """Plain-Python description (and fingerprint) of one shard's work."""
-    return PLANS[wildcards.sweep].shard_spec(wildcards.shard)
+    return PLANS[wildcards.sweep].shard_spec(wildcards.shard).to_params()
 
 
 def get_task_files(wildcards):

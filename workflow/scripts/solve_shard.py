@@ -3,12 +3,13 @@
 import sys
 
 from lrsweep.solve import run_shard
+from lrsweep.spec import ShardSpec
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 log = open(sm.log[0], "w", buffering=1)  # noqa: SIM115
 sys.stdout = sys.stderr = log  # warnings and tracebacks go to the job log too
 run_shard(
-    sm.params.spec,
+    ShardSpec.from_params(sm.params.spec),
     sm.output.runs,
     sm.output.trajectories,
     log=log,

@@ -1,0 +1,341 @@
+"""The per-run measures: one registry from which the tables, the CLI and the plots derive.
+
+Each :class:`Measure` is a column of ``runs.parquet``: its name, what it means (with its
+unit), how it is computed from a solved batch (an :class:`Outcome`), whether the phase table
+averages it over seeds, how ``lrsweep solve`` labels it and how figures draw it. The runs,
+shard and phase schemas (:mod:`lrsweep.io`), the solver's columns (:mod:`lrsweep.solve`),
+the CLI summary and the plot styles are all built from :func:`measures`, so a new measure is
+one :func:`register` call and its function::
+
+    register(Measure("loss_ratio", "final over initial loss (dimensionless)",
+                     lambda o: o.loss[-1] / o.loss[0], label="final / initial loss",
+                     phase=True))
+
+:data:`CURVES` does the same for the per-(run, t) columns of ``trajectories.parquet``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from lrsweep import metrics
+from lrsweep.dynamics import Solution
+from lrsweep.metrics import KernelGrams
+
+__all__ = [
+    "CURVES",
+    "Curve",
+    "Measure",
+    "Outcome",
+    "PlotStyle",
+    "measures",
+    "register",
+    "unregister",
+]
+
+#: Fractions of the loss decrease whose times are recorded (``time_to_fit_<p>``).
+FIT_PERCENTS = (50, 90, 99)
+
+
+@dataclass(frozen=True)
+class PlotStyle:
+    """How figures draw a measure: axis label (LaTeX), colormap and colour scale.
+
+    ``log`` measures get a logarithmic colour scale spanning at most ``decades`` below their
+    maximum; ``nan_label`` names what a missing value means.
+    """
+
+    label: str
+    cmap: str = "viridis"
+    log: bool = False
+    decades: float = 10.0
+    nan_label: str | None = None
+
+
+class Outcome:
+    """A solved batch with its task: the curves that measures are computed from.
+
+    Every curve is computed once, on first use (``cached_property``), and shared by all
+    measures. Failed runs have zeroed trajectories, so their values are finite garbage that
+    the caller discards.
+
+    Parameters
+    ----------
+    solution : Solution
+        From :func:`lrsweep.dynamics.solve_dynamics`, batch of B runs.
+    sigma_yx : ndarray, shape (N_o, N_i)
+        The task (whitened inputs).
+    bottleneck : int
+        The narrowest layer width (sets the lowest reachable loss).
+    """
+
+    def __init__(self, solution: Solution, sigma_yx: np.ndarray, bottleneck: int) -> None:
+        self.solution = solution
+        self.sigma_yx = sigma_yx
+        self.bottleneck = bottleneck
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.solution.t
+
+    @property
+    def n_runs(self) -> int:
+        return self.solution.n_runs
+
+    def nan(self) -> np.ndarray:
+        """A (B,) column of NaN, for measures that do not apply."""
+        return np.full(self.n_runs, np.nan)
+
+    @cached_property
+    def loss(self) -> np.ndarray:
+        """Excess loss ½‖W − Σyx‖_F² at every saved time, (n_t, B)."""
+        return metrics.loss(self.solution.W, self.sigma_yx)
+
+    @cached_property
+    def grams_0(self) -> KernelGrams:
+        g = self.solution.grams
+        return KernelGrams(g.out_grams[0], g.in_grams[0])
+
+    @cached_property
+    def grams_end(self) -> KernelGrams:
+        g = self.solution.grams
+        return KernelGrams(g.out_grams[-1], g.in_grams[-1])
+
+    @cached_property
+    def kernel_distance(self) -> np.ndarray:
+        """S(0, t) at every saved time, (n_t, B)."""
+        return metrics.kernel_distance(self.grams_0, self.solution.grams)
+
+    @cached_property
+    def lowest_loss(self) -> float:
+        """The lowest excess loss the bottleneck allows (0 without a bottleneck)."""
+        return float(metrics.lowest_loss(self.sigma_yx, self.bottleneck))
+
+    @cached_property
+    def time_to_fit(self) -> np.ndarray:
+        """t/τ to each of :data:`FIT_PERCENTS` of the reachable decrease, (3, B)."""
+        fractions = tuple(p / 100 for p in FIT_PERCENTS)
+        return metrics.time_to_fit(self.t, self.loss, fractions, final_loss=self.lowest_loss)
+
+    @cached_property
+    def singular_values(self) -> np.ndarray:
+        """Singular values of W(t), descending, (n_t, B, min(N_i, N_o))."""
+        return np.linalg.svd(self.solution.W, compute_uv=False)
+
+    @cached_property
+    def weight_change(self) -> tuple[np.ndarray, np.ndarray]:
+        """(per layer (B, L), overall (B,)) relative weight change at t_max; NaN for exact."""
+        sol = self.solution.companion or self.solution
+        if sol.weights is None:
+            depth = self.solution.grams.out_grams.shape[-3]
+            return np.full((self.n_runs, depth), np.nan), self.nan()
+        return metrics.relative_weight_change(
+            [w[-1] for w in sol.weights], [w[0] for w in sol.weights]
+        )
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One per-run column of ``runs.parquet``.
+
+    Attributes
+    ----------
+    name : str
+        Column name.
+    description : str
+        What it is, with its unit (docs, schema metadata).
+    compute : callable
+        ``compute(outcome) -> ndarray`` of shape (B,), or (B, k) for ``per_layer``.
+    label : str
+        Label in ``lrsweep solve``'s summary.
+    kind : {'metric', 'diagnostic'}
+        Diagnostics check the solution rather than describe the dynamics; they follow the
+        ``regime`` column in the runs table.
+    phase : bool
+        Averaged (mean, std) over seeds in ``phase.parquet``.
+    summary : bool
+        Printed by ``lrsweep solve``.
+    per_layer : bool
+        A list<float64> column (one value per layer), never averaged or printed.
+    solvers : tuple of str or None
+        Solvers it applies to (None: all); others get NaN and the CLI omits it.
+    style : PlotStyle or None
+        How figures draw it (None: linear viridis, labelled with the name).
+    """
+
+    name: str
+    description: str
+    compute: Callable[[Outcome], np.ndarray]
+    label: str = ""
+    kind: str = "metric"
+    phase: bool = False
+    summary: bool = True
+    per_layer: bool = False
+    solvers: tuple[str, ...] | None = None
+    style: PlotStyle | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("metric", "diagnostic"):
+            raise ValueError(f"`kind` must be 'metric' or 'diagnostic', got {self.kind!r}")
+        if not self.label:
+            object.__setattr__(self, "label", self.name.replace("_", " "))
+
+    def applies_to(self, solver: str) -> bool:
+        return self.solvers is None or solver in self.solvers
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One per-(run, t) column of ``trajectories.parquet``.
+
+    ``compute(outcome)`` returns (n_t, B), or (n_t, B, k) for a list column (``vector``).
+    """
+
+    name: str
+    description: str
+    compute: Callable[[Outcome], np.ndarray]
+    vector: bool = False
+
+
+_NODATA = "no data (inadmissible, skipped or failed)"
+
+
+def _time_to_fit(k: int, p: int) -> Measure:
+    return Measure(
+        f"time_to_fit_{p}",
+        f"t/τ at which the excess loss has fallen by {p} % of the way from its initial value "
+        "to the lowest loss the narrowest layer allows (NaN if not by t_max)",
+        lambda o: o.time_to_fit[k],
+        label=f"time to fit {p}% (t/tau)",
+        phase=p == 90,
+        style=PlotStyle(
+            f"time to {p}% of loss decrease ($t/\\tau$)",
+            "magma",
+            log=True,
+            nan_label=f"not reached by $t_{{\\max}}$ / {_NODATA}",
+        ),
+    )
+
+
+def _exact_sim_deviation(o: Outcome) -> np.ndarray:
+    sim = o.solution.companion
+    if sim is None or o.solution.q is None:
+        return o.nan()
+    W1, W2 = sim.weights
+    Q = np.concatenate([np.swapaxes(W1, -1, -2), W2], axis=-2)
+    q_sim = Q @ np.swapaxes(Q, -1, -2)
+    num = np.max(np.linalg.norm(o.solution.q - q_sim, axis=(-2, -1)), axis=0)
+    den = np.max(np.linalg.norm(q_sim, axis=(-2, -1)), axis=0)
+    return num / np.maximum(den, 1e-300)
+
+
+_MEASURES: dict[str, Measure] = {}
+
+
+def register(measure: Measure) -> Measure:
+    """Add ``measure`` to the registry (after the existing ones of its kind); returns it."""
+    if measure.name in _MEASURES:
+        raise ValueError(f"a measure named {measure.name!r} is already registered")
+    _MEASURES[measure.name] = measure
+    return measure
+
+
+def unregister(name: str) -> None:
+    """Remove a registered measure (e.g. one a test added)."""
+    _MEASURES.pop(name)
+
+
+def measures(kind: str | None = None) -> list[Measure]:
+    """The registered measures in column order (metrics, then diagnostics), or one kind."""
+    kinds = ("metric", "diagnostic") if kind is None else (kind,)
+    return [m for k in kinds for m in _MEASURES.values() if m.kind == k]
+
+
+for _m in (
+    Measure(
+        "initial_loss",
+        "excess loss ½‖W − Σyx‖_F² at t = 0 (whitened inputs; 0 at the optimum)",
+        lambda o: o.loss[0],
+    ),
+    Measure(
+        "final_loss",
+        "excess loss at t_max",
+        lambda o: o.loss[-1],
+        phase=True,
+        style=PlotStyle(r"final loss $\mathcal{L}(t_{\max})$", "cividis", log=True),
+    ),
+    Measure(
+        "kernel_distance",
+        "kernel distance S(0, t_max) = 1 − cos(K_0, K_t_max) of the NTK (dimensionless)",
+        lambda o: o.kernel_distance[-1],
+        label="kernel distance S(0, t_max)",
+        phase=True,
+        style=PlotStyle(r"kernel distance $S(0, t_{\max})$", log=True, decades=4),
+    ),
+    Measure(
+        "kernel_distance_max",
+        "max over saved times of S(0, t)",
+        lambda o: np.nanmax(o.kernel_distance, axis=0),
+        label="max kernel distance",
+        style=PlotStyle(r"max kernel distance $\max_t S(0, t)$", log=True, decades=4),
+    ),
+    Measure(
+        "ntk_change",
+        "relative NTK change ‖K_t_max − K_0‖_F / ‖K_0‖_F",
+        lambda o: metrics.relative_kernel_change(o.grams_0, o.grams_end),
+        label="relative NTK change",
+        phase=True,
+        style=PlotStyle(r"NTK change $\|K_T - K_0\| / \|K_0\|$", log=True, decades=4),
+    ),
+    Measure(
+        "weight_change",
+        "relative weight change ‖θ(t_max) − θ(0)‖/‖θ(0)‖ (NaN for exact: QQᵀ does not fix "
+        "the weights)",
+        lambda o: o.weight_change[1],
+        label="relative weight change",
+    ),
+    Measure(
+        "weight_change_layers",
+        "relative weight change per layer, input side first",
+        lambda o: o.weight_change[0],
+        per_layer=True,
+        summary=False,
+    ),
+    *(_time_to_fit(k, p) for k, p in enumerate(FIT_PERCENTS)),
+    Measure(
+        "balance_drift",
+        "largest change of the conserved W_{l+1}ᵀW_{l+1} − W_lW_lᵀ along the trajectory, "
+        "relative to ‖W_{l+1}(0)‖² + ‖W_l(0)‖² (exact: its trace)",
+        lambda o: o.solution.balance_drift,
+        kind="diagnostic",
+    ),
+    Measure(
+        "exact_sim_deviation",
+        "max_t ‖QQᵀ_exact − QQᵀ_flow‖_F / max_t ‖QQᵀ_flow‖_F (solver both)",
+        _exact_sim_deviation,
+        label="exact vs simulation deviation",
+        kind="diagnostic",
+        solvers=("both",),
+    ),
+):
+    register(_m)
+
+
+#: Columns of trajectories.parquet besides (sweep, point_id, t), by name.
+CURVES: dict[str, Curve] = {
+    c.name: c
+    for c in (
+        Curve("loss", "excess loss at t", lambda o: o.loss),
+        Curve("kernel_distance", "kernel distance S(0, t)", lambda o: o.kernel_distance),
+        Curve(
+            "singular_values",
+            "singular values of the end-to-end map, descending",
+            lambda o: o.singular_values,
+            vector=True,
+        ),
+    )
+}

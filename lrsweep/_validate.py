@@ -13,6 +13,8 @@ import numpy as np
 
 #: Relative tolerance for λ-balance: ‖W2ᵀW2 − W1W1ᵀ − λI‖_F ≤ tol · (‖W1‖_F² + ‖W2‖_F²).
 BALANCE_RTOL = 1e-8
+#: Relative tolerance of the symmetry check of Σxx: max|Σxx − Σxxᵀ| ≤ tol · max|Σxx|.
+SYMMETRY_RTOL = 1e-10
 
 
 def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -> np.ndarray:
@@ -88,6 +90,67 @@ def positive_int(value: object, name: str) -> int:
     return v
 
 
+def batch_shape(shapes: Sequence[tuple[int, ...]], name: str) -> tuple[int, ...]:
+    """The broadcast of leading batch shapes; raises naming the arguments if they clash."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        raise ValueError(
+            f"the leading batch axes of `{name}` must broadcast against each other, "
+            f"got batch shapes {list(shapes)}"
+        ) from None
+
+
+def weight_list(weights: object, name: str = "weights", *, min_layers: int = 1) -> list[np.ndarray]:
+    """Check ``weights`` = [W_1, ..., W_L] (input side first), W_l of shape (..., N_l, N_{l−1}).
+
+    Returns the layers as finite float64 arrays whose shapes chain and whose batch axes
+    broadcast.
+    """
+    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
+        raise TypeError(
+            f"`{name}` must be a list [W_1, ..., W_L] of layer matrices (input side first), "
+            f"got {type(weights).__name__}; wrap a single matrix as [W]"
+        )
+    if len(weights) == 0:
+        raise ValueError(f"`{name}` must contain at least one layer matrix, got an empty list")
+    if len(weights) < min_layers:
+        raise ValueError(f"`{name}` must hold L >= {min_layers} layers, got {len(weights)}")
+    ws: list[np.ndarray] = []
+    for i, w in enumerate(weights):
+        arr = as_array(w, f"{name}[{i}]")
+        if arr.ndim < 2:
+            raise ValueError(
+                f"`{name}[{i}]` must have shape (..., N_out, N_in) (at least 2-d), "
+                f"got shape {arr.shape}"
+            )
+        if ws and arr.shape[-1] != ws[-1].shape[-2]:
+            raise ValueError(
+                f"`{name}[{i}]` must have {ws[-1].shape[-2]} columns to follow `{name}[{i - 1}]` "
+                f"of shape {ws[-1].shape}, got shape {arr.shape}"
+            )
+        ws.append(arr)
+    batch_shape([w.shape[:-2] for w in ws], name)
+    return ws
+
+
+def sigma_xx(value: object, n_in: int) -> np.ndarray | None:
+    """None (whitened inputs) or a symmetric Σxx of shape (..., N_i, N_i) as float64."""
+    if value is None:
+        return None
+    s = as_array(value, "sigma_xx")
+    if s.ndim < 2 or s.shape[-2:] != (n_in, n_in):
+        raise ValueError(
+            f"`sigma_xx` must have shape (..., N_i, N_i)=(..., {n_in}, {n_in}), got {s.shape}"
+        )
+    asym = float(np.max(np.abs(s - np.swapaxes(s, -1, -2)), initial=0.0))
+    if asym > SYMMETRY_RTOL * max(float(np.max(np.abs(s), initial=0.0)), np.finfo(float).tiny):
+        raise ValueError(
+            f"`sigma_xx` must be symmetric (Sigma_xx = X X^T / P), but max |S - S^T| = {asym:.3g}"
+        )
+    return s
+
+
 def check_admissible(lam: float, n_in: int, n_hidden: int, n_out: int) -> None:
     """Raise if a λ-balanced two-layer net of this shape cannot exist (theory §2).
 
@@ -106,7 +169,25 @@ def check_admissible(lam: float, n_in: int, n_hidden: int, n_out: int) -> None:
         )
 
 
-def two_layer_shapes(W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray) -> tuple[int, int, int]:
+def two_layer(
+    W1: object, W2: object, sigma_yx: object, *, task_name: str = "sigma_yx"
+) -> tuple[np.ndarray, ...]:
+    """Check a two-layer net W1 (..., N_h, N_i), W2 (..., N_o, N_h) and its task Σyx
+    (..., N_o, N_i): finite float64 arrays whose shapes match and batch axes broadcast."""
+    W1 = as_array(W1, "W1")
+    W2 = as_array(W2, "W2")
+    sigma_yx = as_array(sigma_yx, task_name)
+    for name, arr in (("W1", W1), ("W2", W2), (task_name, sigma_yx)):
+        if arr.ndim < 2:
+            raise ValueError(f"`{name}` must be at least 2-dimensional, got shape {arr.shape}")
+    two_layer_shapes(W1, W2, sigma_yx, task_name=task_name)
+    batch_shape([W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2]], f"W1`, `W2` and `{task_name}")
+    return W1, W2, sigma_yx
+
+
+def two_layer_shapes(
+    W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray, *, task_name: str = "sigma_yx"
+) -> tuple[int, int, int]:
     """Check W1 (..., N_h, N_i), W2 (..., N_o, N_h), Σyx (..., N_o, N_i); return (N_i, N_h, N_o)."""
     n_h, n_i = W1.shape[-2:]
     n_o, n_h2 = W2.shape[-2:]
@@ -117,10 +198,38 @@ def two_layer_shapes(W1: np.ndarray, W2: np.ndarray, sigma_yx: np.ndarray) -> tu
         )
     if sigma_yx.shape[-2:] != (n_o, n_i):
         raise ValueError(
-            f"`sigma_yx` must have shape (..., N_o, N_i)=({n_o}, {n_i}) to match W1 and W2, "
+            f"`{task_name}` must have shape (..., N_o, N_i)=({n_o}, {n_i}) to match W1 and W2, "
             f"got {sigma_yx.shape}"
         )
     return n_i, n_h, n_o
+
+
+def pair_size(w: np.ndarray, w_next: np.ndarray) -> np.ndarray:
+    """‖W_l‖_F² + ‖W_{l+1}‖_F², shape (...): the scale of the pair's imbalance
+    W_{l+1}ᵀW_{l+1} − W_lW_lᵀ, against which its errors are measured."""
+    return np.sum(w**2, axis=(-2, -1)) + np.sum(w_next**2, axis=(-2, -1))
+
+
+def balance(w: np.ndarray, w_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """λ of a layer pair and its distance from λ-balance (theory §2).
+
+    With D = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (N_l × N_l): λ = tr(D)/N_l and the off-balance part
+    ‖D − λI‖_F / (‖W_l‖_F² + ‖W_{l+1}‖_F²) (:func:`pair_size`; 0 for an exactly balanced pair).
+
+    Parameters
+    ----------
+    w : ndarray, shape (..., N_l, N_{l−1})
+    w_next : ndarray, shape (..., N_{l+1}, N_l)
+
+    Returns
+    -------
+    lam, off_balance : ndarray, shape (...)
+    """
+    gap = np.swapaxes(w_next, -1, -2) @ w_next - w @ np.swapaxes(w, -1, -2)
+    n = gap.shape[-1]
+    lam = np.trace(gap, axis1=-2, axis2=-1) / n
+    resid = np.linalg.norm(gap - lam[..., None, None] * np.eye(n), axis=(-2, -1))
+    return lam, resid / np.maximum(pair_size(w, w_next), np.finfo(float).tiny)
 
 
 def lambda_of(W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL) -> np.ndarray:
@@ -141,14 +250,10 @@ def lambda_of(W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL) -> 
     ValueError
         If ‖W2ᵀW2 − W1W1ᵀ − λI‖_F > rtol · (‖W1‖_F² + ‖W2‖_F²) for some run.
     """
-    gap = np.swapaxes(W2, -1, -2) @ W2 - W1 @ np.swapaxes(W1, -1, -2)
-    n_h = gap.shape[-1]
-    lam = np.trace(gap, axis1=-2, axis2=-1) / n_h
-    resid = np.linalg.norm(gap - lam[..., None, None] * np.eye(n_h), axis=(-2, -1))
-    size = np.linalg.norm(W1, axis=(-2, -1)) ** 2 + np.linalg.norm(W2, axis=(-2, -1)) ** 2
-    bad = resid > rtol * np.maximum(size, np.finfo(float).tiny)
+    lam, off = balance(W1, W2)
+    bad = off > rtol
     if np.any(bad):
-        worst = float(np.max(resid / np.maximum(size, np.finfo(float).tiny)))
+        worst = float(np.max(off))
         raise ValueError(
             "weights are not lambda-balanced: W2^T W2 - W1 W1^T must equal lam*I, but its "
             f"off-lambda part has relative size {worst:.3g} > rtol={rtol:g} "

@@ -32,7 +32,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lrsweep._validate import as_array, as_times, lambda_of, positive, positive_int
+from lrsweep._validate import (
+    as_array,
+    as_times,
+    batch_shape,
+    lambda_of,
+    positive,
+    positive_int,
+    two_layer,
+)
 from lrsweep.exact import qqt, qqt_blocks
 from lrsweep.init import lambda_balanced
 from lrsweep.metrics import loss as excess_loss
@@ -308,10 +316,6 @@ def chain(
     >>> bool(np.allclose(res.network_function[-1], -np.eye(2), atol=1e-6))
     True
     """
-    W1 = as_array(W1, "W1")
-    W2 = as_array(W2, "W2")
-    if W1.ndim < 2 or W2.ndim < 2:
-        raise ValueError(f"`W1` and `W2` must be at least 2-d, got shapes {W1.shape}, {W2.shape}")
     if isinstance(sigma_yx_list, np.ndarray) and sigma_yx_list.ndim == 2:
         raise TypeError("`sigma_yx_list` must be a sequence of tasks, e.g. [sigma_a, sigma_b]")
     sigmas = [as_array(s, f"sigma_yx_list[{k}]") for k, s in enumerate(sigma_yx_list)]
@@ -339,19 +343,12 @@ def chain(
                     f"`t_per_stage[{k}]` must lie in [0, durations[{k}]={d:g}], got max {g.max():g}"
                 )
     for k, s in enumerate(sigmas):
-        if s.ndim < 2 or s.shape[-2:] != (W2.shape[-2], W1.shape[-1]):
-            raise ValueError(
-                f"`sigma_yx_list[{k}]` must have shape (..., N_o, N_i)="
-                f"(..., {W2.shape[-2]}, {W1.shape[-1]}), got {s.shape}"
-            )
+        W1, W2, _ = two_layer(W1, W2, s, task_name=f"sigma_yx_list[{k}]")
     lambda_of(W1, W2)
-    try:
-        batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], *(s.shape[:-2] for s in sigmas))
-    except ValueError:
-        raise ValueError(
-            "batch axes of `W1`, `W2` and the tasks must broadcast, got shapes "
-            f"{W1.shape}, {W2.shape}, {[s.shape for s in sigmas]}"
-        ) from None
+    batch = batch_shape(
+        [W1.shape[:-2], W2.shape[:-2], *(s.shape[:-2] for s in sigmas)],
+        "W1`, `W2` and the tasks",
+    )
     n_in, n_h = W1.shape[-1], W1.shape[-2]
     W1 = np.broadcast_to(W1, (*batch, *W1.shape[-2:]))
     W2 = np.broadcast_to(W2, (*batch, *W2.shape[-2:]))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lrsweep._validate import as_array, as_times, lambda_of, positive, two_layer_shapes
+from lrsweep._validate import as_array, as_times, lambda_of, positive, two_layer
 from lrsweep.init import balanced_singular_values
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "aligned_singular_values",
     "converged",
     "riccati_eigenbasis",
+    "stack_q",
 ]
 
 #: Default relative size below which a component along a growing mode counts as zero.
@@ -236,24 +237,6 @@ def _fixed_pivot_riccati(
     return _gram(O[:, :, :m] + O[:, :, m:] @ lam_rest, K)
 
 
-def _check_two_layer(W1: object, W2: object, sigma_yx: object) -> tuple[np.ndarray, ...]:
-    W1 = as_array(W1, "W1")
-    W2 = as_array(W2, "W2")
-    sigma_yx = as_array(sigma_yx, "sigma_yx")
-    for name, arr in (("W1", W1), ("W2", W2), ("sigma_yx", sigma_yx)):
-        if arr.ndim < 2:
-            raise ValueError(f"`{name}` must be at least 2-dimensional, got shape {arr.shape}")
-    two_layer_shapes(W1, W2, sigma_yx)
-    try:
-        np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2])
-    except ValueError:
-        raise ValueError(
-            "batch axes of `W1`, `W2` and `sigma_yx` must broadcast, got shapes "
-            f"{W1.shape}, {W2.shape}, {sigma_yx.shape}"
-        ) from None
-    return W1, W2, sigma_yx
-
-
 def qqt(
     W1: object,
     W2: object,
@@ -306,7 +289,7 @@ def qqt(
     >>> bool(np.allclose(q[-1, 2:, :2], np.diag([2.0, 1.0])))
     True
     """
-    W1, W2, sigma_yx = _check_two_layer(W1, W2, sigma_yx)
+    W1, W2, sigma_yx = two_layer(W1, W2, sigma_yx)
     times = as_times(t) / positive(tau, "tau")
     lam_w = lambda_of(W1, W2)
     lam = lam_w if lam is None else np.broadcast_to(as_array(lam, "lam"), lam_w.shape)
@@ -315,8 +298,7 @@ def qqt(
     O, mu = riccati_eigenbasis(
         np.broadcast_to(sigma_yx, (*batch, *sigma_yx.shape[-2:])), np.broadcast_to(lam, batch)
     )
-    Q0 = np.concatenate([np.swapaxes(W1, -1, -2), W2], axis=-2)
-    Q0 = np.broadcast_to(Q0, (*batch, *Q0.shape[-2:]))
+    Q0 = np.broadcast_to(stack_q(W1, W2), (*batch, n_i + sigma_yx.shape[-2], W1.shape[-2]))
     # Reduce Q0 to orthogonal columns (QQᵀ only depends on Q0Q0ᵀ); drop null directions.
     Uq, sq, _ = np.linalg.svd(Q0, full_matrices=False)
     sq = np.where(sq > saddle_tol * sq[..., :1], sq, 0.0)
@@ -347,6 +329,14 @@ def qqt(
     return out.reshape(times.size, *batch, n, n)
 
 
+def stack_q(W1: np.ndarray, W2: np.ndarray) -> np.ndarray:
+    """Q = [W1ᵀ; W2], shape (..., N_i+N_o, N_h), so that QQᵀ = [[W1ᵀW1, (W2W1)ᵀ], [W2W1, W2W2ᵀ]]
+    (theory §3). W1 (..., N_h, N_i) and W2 (..., N_o, N_h); batch axes broadcast."""
+    batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2])
+    W1t = np.broadcast_to(np.swapaxes(W1, -1, -2), (*batch, *W1.shape[:-3:-1]))
+    return np.concatenate([W1t, np.broadcast_to(W2, (*batch, *W2.shape[-2:]))], axis=-2)
+
+
 def qqt_blocks(q: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Split QQᵀ (..., N_i+N_o, N_i+N_o) into its blocks.
 
@@ -359,7 +349,7 @@ def network_function(
     W1: object, W2: object, sigma_yx: object, t: object, *, tau: float = 1.0
 ) -> np.ndarray:
     """Exact network function W2W1(t), shape (n_t, ..., N_o, N_i) (off-diagonal block of QQᵀ)."""
-    W1, W2, sigma_yx = _check_two_layer(W1, W2, sigma_yx)
+    W1, W2, sigma_yx = two_layer(W1, W2, sigma_yx)
     return qqt_blocks(qqt(W1, W2, sigma_yx, t, tau=tau), W1.shape[-1])[1]
 
 
@@ -400,8 +390,7 @@ def aligned_singular_values(
     p_minus = -beta * w1 + alpha * w2
     tt = times.reshape((-1,) + (1,) * np.ndim(S))
     decay = np.exp(-2 * S * tt)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        phi = np.where(S > 0, -np.expm1(-2 * S * tt) / (2 * S), tt)
+    phi = _phi(S, tt)
     # a = [O N Oᵀ]₂₁ / den with N = [[p+², p+p−e], [p+p−e, p−²e²]], e = e^{−2St}, all of it
     # multiplied by e^{−2St}. On the saddle (p+ = 0) numerator and denominator share one
     # more factor e, divided out so that late times give a → 0 instead of 0/0.

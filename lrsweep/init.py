@@ -11,7 +11,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lrsweep._validate import as_array, check_admissible, finite, nonnegative, positive_int
+from lrsweep._validate import (
+    as_array,
+    balance,
+    check_admissible,
+    finite,
+    nonnegative,
+    positive_int,
+)
 from lrsweep.tasks import Task, haar_orthogonal
 
 __all__ = [
@@ -487,8 +494,8 @@ def imbalance_report(weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndar
     """Per-pair λ estimate and distance from λ-balance of a (deep) init.
 
     For each consecutive pair, D_l = W_{l+1}ᵀW_{l+1} − W_lW_lᵀ (:func:`imbalances`),
-    λ_l = tr(D_l)/N_l and the relative off-λ part
-    ‖D_l − λ_l I‖_F / (‖W_{l+1}ᵀW_{l+1}‖_F + ‖W_lW_lᵀ‖_F) (0 for an exactly balanced pair).
+    λ_l = tr(D_l)/N_l and the relative off-λ part ‖D_l − λ_l I‖_F / (‖W_l‖_F² + ‖W_{l+1}‖_F²)
+    (:func:`lrsweep._validate.balance`; 0 for an exactly balanced pair).
 
     Parameters
     ----------
@@ -500,15 +507,6 @@ def imbalance_report(weights: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndar
     lam : ndarray, shape (..., L − 1)
     off_balance : ndarray, shape (..., L − 1)
     """
-    lams, offs = [], []
-    for l, d in enumerate(imbalances(weights)):  # noqa: E741
-        n = d.shape[-1]
-        lam_l = np.trace(d, axis1=-2, axis2=-1) / n
-        w, w_next = weights[l], weights[l + 1]
-        size = np.linalg.norm(np.swapaxes(w_next, -1, -2) @ w_next, axis=(-2, -1)) + np.linalg.norm(
-            w @ np.swapaxes(w, -1, -2), axis=(-2, -1)
-        )
-        resid = np.linalg.norm(d - lam_l[..., None, None] * np.eye(n), axis=(-2, -1))
-        lams.append(lam_l)
-        offs.append(resid / np.maximum(size, np.finfo(float).tiny))
+    pairs = [balance(w, w_next) for w, w_next in zip(weights[:-1], weights[1:], strict=True)]
+    lams, offs = zip(*pairs, strict=True)
     return np.stack(lams, axis=-1), np.stack(offs, axis=-1)

@@ -24,6 +24,7 @@ import numpy as np
 
 from lrsweep import metrics
 from lrsweep.dynamics import Solution
+from lrsweep.exact import stack_q
 from lrsweep.metrics import KernelGrams
 
 __all__ = [
@@ -225,8 +226,7 @@ def _exact_sim_deviation(o: Outcome) -> np.ndarray:
     sim = o.solution.companion
     if sim is None or o.solution.q is None:
         return o.nan()
-    W1, W2 = sim.weights
-    Q = np.concatenate([np.swapaxes(W1, -1, -2), W2], axis=-2)
+    Q = stack_q(*sim.weights)
     q_sim = Q @ np.swapaxes(Q, -1, -2)
     num = np.max(np.linalg.norm(o.solution.q - q_sim, axis=(-2, -1)), axis=0)
     den = np.max(np.linalg.norm(q_sim, axis=(-2, -1)), axis=0)

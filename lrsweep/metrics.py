@@ -37,7 +37,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lrsweep._validate import as_array, as_times, positive, positive_int
+from lrsweep._validate import (
+    SYMMETRY_RTOL,
+    as_array,
+    as_times,
+    batch_shape,
+    positive,
+    positive_int,
+    weight_list,
+)
+from lrsweep._validate import sigma_xx as check_sigma_xx
 
 __all__ = [
     "KernelGrams",
@@ -63,9 +72,6 @@ __all__ = [
 #: 'rich' (S > threshold); see :func:`regime` for the argument.
 LAZY_THRESHOLD = 0.01
 
-#: Relative tolerance for the symmetry check of Σxx.
-_SYMMETRY_RTOL = 1e-10
-
 
 class KernelGrams(NamedTuple):
     """The NTK K = Σ_l O_l ⊗ (Xᵀ C_l X) in factored form (unpacks as ``(out_grams, in_grams)``).
@@ -87,43 +93,6 @@ class KernelGrams(NamedTuple):
 # --------------------------------------------------------------------------------------
 
 
-def _as_weights(weights: object, name: str = "weights") -> list[np.ndarray]:
-    """Check ``weights`` = [W_1, ..., W_L], W_l of shape (..., N_l, N_{l−1}); return arrays."""
-    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-        raise TypeError(
-            f"`{name}` must be a list [W_1, ..., W_L] of layer matrices (input side first), "
-            f"got {type(weights).__name__}; wrap a single matrix as [W]"
-        )
-    if len(weights) == 0:
-        raise ValueError(f"`{name}` must contain at least one layer matrix, got an empty list")
-    ws = []
-    for i, w in enumerate(weights):
-        arr = as_array(w, f"{name}[{i}]")
-        if arr.ndim < 2:
-            raise ValueError(
-                f"`{name}[{i}]` must have shape (..., N_out, N_in) (at least 2-d), "
-                f"got shape {arr.shape}"
-            )
-        if ws and arr.shape[-1] != ws[-1].shape[-2]:
-            raise ValueError(
-                f"`{name}[{i}]` must have {ws[-1].shape[-2]} columns to follow `{name}[{i - 1}]` "
-                f"of shape {ws[-1].shape}, got shape {arr.shape}"
-            )
-        ws.append(arr)
-    _batch_shape([w.shape[:-2] for w in ws], name)
-    return ws
-
-
-def _batch_shape(shapes: Sequence[tuple[int, ...]], name: str) -> tuple[int, ...]:
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        raise ValueError(
-            f"the leading batch axes of `{name}` must broadcast against each other, "
-            f"got batch shapes {list(shapes)}"
-        ) from None
-
-
 def _as_grams(grams: object, name: str) -> KernelGrams:
     """Check ``grams`` = (out (..., L, N_o, N_o), in (..., L, N_i, N_i)); return KernelGrams."""
     if isinstance(grams, np.ndarray) or not isinstance(grams, Sequence) or len(grams) != 2:
@@ -143,7 +112,7 @@ def _as_grams(grams: object, name: str) -> KernelGrams:
             f"`{name}` must have one out gram and one in gram per layer, got L={out.shape[-3]} "
             f"out_grams and L={inn.shape[-3]} in_grams"
         )
-    _batch_shape([out.shape[:-3], inn.shape[:-3]], name)
+    batch_shape([out.shape[:-3], inn.shape[:-3]], name)
     return KernelGrams(out, inn)
 
 
@@ -160,29 +129,12 @@ def _match_grams(g_s: KernelGrams, g_t: KernelGrams, names: tuple[str, str], *, 
             f"got {d_s} and {d_t}"
         )
     shapes = [x.shape[:-3] for x in (*g_s, *g_t)]
-    _batch_shape(shapes, f"{names[0]}` and `{names[1]}")
-
-
-def _as_sigma_xx(sigma_xx: object, n_in: int) -> np.ndarray | None:
-    """None (whitened) or a symmetric Σxx of shape (..., N_i, N_i)."""
-    if sigma_xx is None:
-        return None
-    s = as_array(sigma_xx, "sigma_xx")
-    if s.ndim < 2 or s.shape[-2:] != (n_in, n_in):
-        raise ValueError(
-            f"`sigma_xx` must have shape (..., N_i, N_i)=(..., {n_in}, {n_in}), got {s.shape}"
-        )
-    asym = float(np.max(np.abs(s - np.swapaxes(s, -1, -2)), initial=0.0))
-    if asym > _SYMMETRY_RTOL * max(float(np.max(np.abs(s), initial=0.0)), np.finfo(float).tiny):
-        raise ValueError(
-            f"`sigma_xx` must be symmetric (Sigma_xx = X X^T / P), but max |S - S^T| = {asym:.3g}"
-        )
-    return s
+    batch_shape(shapes, f"{names[0]}` and `{names[1]}")
 
 
 def _root_of(sigma_xx: object, n_in: int) -> np.ndarray | None:
     """Validated Σxx^{1/2}, or None for whitened inputs."""
-    sigma = _as_sigma_xx(sigma_xx, n_in)
+    sigma = check_sigma_xx(sigma_xx, n_in)
     return None if sigma is None else _sqrt_psd(sigma)
 
 
@@ -205,7 +157,7 @@ def _sqrt_psd(sigma: np.ndarray) -> np.ndarray:
     """Σxx^{1/2} (symmetric PSD square root); raises if Σxx has a negative eigenvalue."""
     d, V = np.linalg.eigh(sigma)
     top = np.max(np.abs(d), axis=-1, keepdims=True)
-    if np.any(d < -_SYMMETRY_RTOL * top):
+    if np.any(d < -SYMMETRY_RTOL * top):
         raise ValueError(
             "`sigma_xx` must be positive semi-definite (Sigma_xx = X X^T / P), but its "
             f"smallest eigenvalue is {float(np.min(d)):.3g}"
@@ -309,7 +261,7 @@ def end_to_end(weights: Sequence[np.ndarray]) -> np.ndarray:
     array([[2., 0.],
            [0., 2.]])
     """
-    ws = _as_weights(weights)
+    ws = weight_list(weights)
     W = ws[0]
     for w in ws[1:]:
         W = w @ W
@@ -343,8 +295,8 @@ def ntk_grams(weights: Sequence[np.ndarray]) -> KernelGrams:
     (array([9., 1.]), array([[1., 2.],
            [2., 4.]]))
     """
-    ws = _as_weights(weights)
-    batch = _batch_shape([w.shape[:-2] for w in ws], "weights")
+    ws = weight_list(weights)
+    batch = batch_shape([w.shape[:-2] for w in ws], "weights")
     n_i, n_o = ws[0].shape[-1], ws[-1].shape[-2]
     ins = [np.eye(n_i)]  # C_1 = I
     B = None  # B_l = W_{l-1}⋯W_1
@@ -582,7 +534,7 @@ def ntk_matrix(weights: Sequence[np.ndarray], X: np.ndarray) -> np.ndarray:
     array([[10.,  2.],
            [ 2., 13.]])
     """
-    ws = _as_weights(weights)
+    ws = weight_list(weights)
     X = as_array(X, "X")
     n_i = ws[0].shape[-1]
     if X.ndim < 2 or X.shape[-2] != n_i:
@@ -651,7 +603,7 @@ def loss(
             f"`sigma_yx` must have shape (..., N_o, N_i)=(..., {n_o}, {n_i}) to match `W`, "
             f"got {sigma_yx.shape}"
         )
-    sigma = _as_sigma_xx(sigma_xx, n_i)
+    sigma = check_sigma_xx(sigma_xx, n_i)
     if sigma_yy is not None:
         sigma_yy = as_array(sigma_yy, "sigma_yy")
         if sigma_yy.ndim < 2 or sigma_yy.shape[-2:] != (n_o, n_o):
@@ -662,7 +614,7 @@ def loss(
     rcond = positive(rcond, "rcond")
     shapes = [W.shape[:-2], sigma_yx.shape[:-2]]
     shapes += [x.shape[:-2] for x in (sigma, sigma_yy) if x is not None]
-    _batch_shape(shapes, "W`, `sigma_yx`, `sigma_xx` and `sigma_yy")
+    batch_shape(shapes, "W`, `sigma_yx`, `sigma_xx` and `sigma_yy")
 
     if sigma is None:
         excess = 0.5 * np.sum((W - sigma_yx) ** 2, axis=(-2, -1))
@@ -740,13 +692,13 @@ def relative_weight_change(
     >>> per_layer, round(float(overall), 4)
     (array([1., 0.]), 0.7071)
     """
-    wt, w0 = _as_weights(weights_t, "weights_t"), _as_weights(weights_0, "weights_0")
+    wt, w0 = weight_list(weights_t, "weights_t"), weight_list(weights_0, "weights_0")
     if [a.shape[-2:] for a in wt] != [b.shape[-2:] for b in w0]:
         raise ValueError(
             "`weights_t` and `weights_0` must have the same layer shapes, got "
             f"{[a.shape[-2:] for a in wt]} and {[b.shape[-2:] for b in w0]}"
         )
-    batch = _batch_shape([w.shape[:-2] for w in wt + w0], "weights_t` and `weights_0")
+    batch = batch_shape([w.shape[:-2] for w in wt + w0], "weights_t` and `weights_0")
     d2 = [np.sum((a - b) ** 2, axis=(-2, -1)) for a, b in zip(wt, w0, strict=True)]
     d2 = np.stack([np.broadcast_to(x, batch) for x in d2], axis=-1)
     n2 = np.stack([np.broadcast_to(np.sum(b**2, axis=(-2, -1)), batch) for b in w0], axis=-1)

@@ -25,7 +25,15 @@ from functools import cached_property
 
 import numpy as np
 
-from lrsweep._validate import as_array, as_times, positive, positive_int
+from lrsweep._validate import (
+    as_array,
+    as_times,
+    batch_shape,
+    positive,
+    positive_int,
+    weight_list,
+)
+from lrsweep._validate import sigma_xx as check_sigma_xx
 
 __all__ = [
     "FLOW_ATOL",
@@ -92,24 +100,8 @@ def _check_network(
     weights: object, sigma_yx: object, sigma_xx: object
 ) -> tuple[_Net, list[np.ndarray], np.ndarray, np.ndarray | None]:
     """Validate W_1..W_L, Σyx, Σxx; return shapes and arrays flattened to one batch axis."""
-    if isinstance(weights, np.ndarray) or not isinstance(weights, Sequence):
-        raise TypeError(
-            "`weights` must be a sequence [W_1, ..., W_L] of arrays (input side first), "
-            f"got {type(weights).__name__}"
-        )
-    if len(weights) < 2:
-        raise ValueError(f"`weights` must hold L >= 2 layers, got {len(weights)}")
-    ws = [as_array(w, f"weights[{i}]") for i, w in enumerate(weights)]
-    for i, w in enumerate(ws):
-        if w.ndim < 2:
-            raise ValueError(f"`weights[{i}]` must have shape (..., N_l, N_(l-1)), got {w.shape}")
+    ws = weight_list(weights, min_layers=2)
     widths = [ws[0].shape[-1]] + [w.shape[-2] for w in ws]
-    for i in range(1, len(ws)):
-        if ws[i].shape[-1] != ws[i - 1].shape[-2]:
-            raise ValueError(
-                f"`weights[{i}]` must have {ws[i - 1].shape[-2]} columns (the rows of "
-                f"weights[{i - 1}], shape {ws[i - 1].shape}), got shape {ws[i].shape}"
-            )
     syx = as_array(sigma_yx, "sigma_yx")
     n_in, n_out = widths[0], widths[-1]
     if syx.ndim < 2 or syx.shape[-2:] != (n_out, n_in):
@@ -118,24 +110,10 @@ def _check_network(
             f"weights, got {syx.shape}"
         )
     leads = [w.shape[:-2] for w in ws] + [syx.shape[:-2]]
-    sxx = None
-    if sigma_xx is not None:
-        sxx = as_array(sigma_xx, "sigma_xx")
-        if sxx.ndim < 2 or sxx.shape[-2:] != (n_in, n_in):
-            raise ValueError(
-                f"`sigma_xx` must have shape (..., N_i, N_i)=(..., {n_in}, {n_in}), got {sxx.shape}"
-            )
-        asym = np.max(np.abs(sxx - np.swapaxes(sxx, -1, -2)), initial=0.0)
-        if asym > 1e-10 * max(np.max(np.abs(sxx), initial=0.0), 1.0):
-            raise ValueError(f"`sigma_xx` must be symmetric (XXᵀ/P), max |Σxx − Σxxᵀ| = {asym:.3g}")
+    sxx = check_sigma_xx(sigma_xx, n_in)
+    if sxx is not None:
         leads.append(sxx.shape[:-2])
-    try:
-        batch = np.broadcast_shapes(*leads)
-    except ValueError as exc:
-        raise ValueError(
-            "leading batch axes of `weights`, `sigma_yx` and `sigma_xx` must broadcast, "
-            f"got {leads}"
-        ) from exc
+    batch = batch_shape(leads, "weights`, `sigma_yx` and `sigma_xx")
     net = _Net(tuple(widths), tuple(batch))
     B = net.n_runs
 
@@ -370,7 +348,19 @@ _RODAS_C = (
         -6.058818238834054,
     ),
 )
+# Step-size control (Hairer, Nørsett & Wanner 1993, §II.4; Hairer & Wanner 1996, §IV.8):
+# h_new = h · clip(SAFETY · err^(−1/4), FAC_MIN, FAC_MAX), exponent 1/(q+1) for the embedded
+# order q = 3; the safety factor and bounds are the usual ones for Rosenbrock codes.
 _SAFETY, _FAC_MIN, _FAC_MAX = 0.9, 0.2, 6.0
+#: A rejected step is retried with at most half its size, so 50 retries shrink h by ≥ 2⁵⁰ ≈ 1e15
+#: (from any first guess down to the underflow floor below) before the Jacobian is refreshed.
+_MAX_RETRIES = 50
+#: Steps below this fraction of max(t, 1) no longer change t in float64 (ε·1e2): the run is
+#: too stiff or diverges (status −2).
+_H_MIN_REL = 1e-14
+# First step (Hairer, Nørsett & Wanner 1993, §II.4, starting step size): 1 % of ‖y‖/‖f‖ in
+# the error norm, or a fixed small step when y or f is at the level of the tolerances.
+_H0_FRACTION, _H0_NORM_FLOOR, _H0_FALLBACK = 0.01, 1e-5, 1e-6
 
 _STATUS_MESSAGES = {
     0: "success: every requested time reached",
@@ -540,90 +530,18 @@ def gradient_flow(
         raise ValueError(f"`rtol` must be >= 1e-14 (float64 round-off), got {rtol:g}")
     max_steps = positive_int(max_steps, "max_steps")
 
-    B, n, n_t = net.n_runs, net.size, s_out.size
+    B, n_t = net.n_runs, s_out.size
     order = np.argsort(s_out, kind="stable")
-    s_sorted = s_out[order]
-    y_all = net.pack(ws).copy()
-    out = np.full((n_t, B, n), np.nan)
-    t_run = np.zeros(B)
-    k_next = np.zeros(B, dtype=np.int64)  # index (into s_sorted) of the next output
-    h = np.full(B, np.nan)
-    n_steps = np.zeros(B, dtype=np.int64)
-    n_rej = np.zeros(B, dtype=np.int64)
-    status = np.zeros(B, dtype=np.int64)
-
-    def record(idx: np.ndarray) -> None:
-        """Store the state of runs ``idx`` for every output time they have reached."""
-        while idx.size:
-            idx = idx[(k_next[idx] < n_t)]
-            idx = idx[s_sorted[np.minimum(k_next[idx], n_t - 1)] <= t_run[idx]]
-            out[k_next[idx], idx] = y_all[idx]
-            k_next[idx] += 1
-
-    record(np.arange(B))
+    run = _FlowRuns(net.pack(ws).copy(), s_out[order])
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
-            idx = np.flatnonzero((k_next < n_t) & (status == 0))
+            idx = np.flatnonzero((run.k_next < n_t) & (run.status == 0))
             if idx.size == 0:
                 break
-            y = y_all[idx]
-            syx_b = syx[idx]
-            sxx_b = None if sxx is None else sxx[idx]
-            f0 = _flat_field(net, syx_b, sxx_b)(y)
-            J = _jacobian(net.unpack(y), syx_b, sxx_b)
-            finite = np.all(np.isfinite(J), axis=(1, 2)) & np.all(np.isfinite(f0), axis=1)
-            if not np.all(finite):
-                status[idx[~finite]] = -2
-                continue
-            evals, evecs = np.linalg.eigh(J)
-            t_target = s_sorted[k_next[idx]]
-            span = t_target - t_run[idx]
-            h_b = h[idx]
-            first = np.isnan(h_b)
-            if np.any(first):  # initial step 0.01·‖y‖/‖f‖ in the error norm, at most the span
-                d0 = _error_norm(net, y[first], y[first], y[first], rtol, atol)
-                d1 = _error_norm(net, f0[first], y[first], y[first], rtol, atol)
-                h0 = np.where((d0 > 1e-5) & (d1 > 1e-5), 0.01 * d0 / np.maximum(d1, 1e-300), 1e-6)
-                h_b[first] = h0
-            # retry rejected steps with the same Jacobian until every run makes progress
-            pending = np.ones(idx.size, dtype=bool)
-            for _ in range(50):
-                p = np.flatnonzero(pending)
-                if p.size == 0:
-                    break
-                clipped = h_b[p] >= span[p]
-                h_try = np.where(clipped, span[p], h_b[p])
-                rhs = _flat_field(net, syx_b[p], None if sxx_b is None else sxx_b[p])
-                y_new, err_vec = _rodas_step(y[p], h_try, f0[p], evals[p], evecs[p], rhs)
-                err = _error_norm(net, err_vec, y[p], y_new, rtol, atol)
-                ok = np.isfinite(err) & (err <= 1.0) & np.all(np.isfinite(y_new), axis=1)
-                with np.errstate(divide="ignore"):
-                    fac = np.where(
-                        np.isfinite(err),
-                        np.clip(_SAFETY * np.maximum(err, 1e-16) ** -0.25, _FAC_MIN, _FAC_MAX),
-                        _FAC_MIN,
-                    )
-                acc, rej = p[ok], p[~ok]
-                # accepted: advance and grow h (a step shortened to hit an output time keeps h)
-                run = idx[acc]
-                t_run[run] = np.where(clipped[ok], t_target[acc], t_run[run] + h_try[ok])
-                y_all[run] = y_new[ok]
-                n_steps[run] += 1
-                h_b[acc] = np.where(
-                    clipped[ok], np.maximum(h_try[ok] * fac[ok], h_b[acc]), h_try[ok] * fac[ok]
-                )
-                pending[acc] = False
-                # rejected: shrink h, retry
-                n_rej[idx[rej]] += 1
-                h_b[rej] = h_try[~ok] * np.minimum(fac[~ok], 0.5)
-                tiny = h_b[rej] <= 1e-14 * np.maximum(t_run[idx[rej]], 1.0)
-                status[idx[rej[tiny]]] = -2
-                pending[rej[tiny]] = False
-            h[idx] = h_b
-            record(idx[~pending])
-            over = (n_steps >= max_steps) & (k_next < n_t) & (status == 0)
-            status[over] = -1
-
+            _advance(run, idx, net, syx, sxx, rtol, atol)
+            over = (run.n_steps >= max_steps) & (run.k_next < n_t) & (run.status == 0)
+            run.status[over] = -1
+    status, out = run.status, run.out
     failed = status != 0
     if np.any(failed):
         warnings.warn(
@@ -641,14 +559,126 @@ def gradient_flow(
     if not full_output:
         return result
     info = FlowInfo(
-        n_steps=n_steps.reshape(net.batch),
-        n_rejected=n_rej.reshape(net.batch),
+        n_steps=run.n_steps.reshape(net.batch),
+        n_rejected=run.n_rej.reshape(net.batch),
         status=status.reshape(net.batch),
         message=_summary(status),
         rtol=rtol,
         atol=atol,
     )
     return result, info
+
+
+class _FlowRuns:
+    """Per-run state of :func:`gradient_flow`: flat weights, time, step size, counters, outputs.
+
+    ``y`` (B, n) is every run's current state at time ``t`` (B,); ``out`` (n_t, B, n) is
+    filled at the (sorted) output times ``s_sorted`` as runs reach them; ``k_next`` indexes
+    the next output of each run.
+    """
+
+    def __init__(self, y0: np.ndarray, s_sorted: np.ndarray) -> None:
+        B = y0.shape[0]
+        self.y = y0
+        self.s_sorted = s_sorted
+        self.out = np.full((s_sorted.size, B, y0.shape[1]), np.nan)
+        self.t = np.zeros(B)
+        self.k_next = np.zeros(B, dtype=np.int64)
+        self.h = np.full(B, np.nan)  # NaN until the first step is chosen
+        self.n_steps = np.zeros(B, dtype=np.int64)
+        self.n_rej = np.zeros(B, dtype=np.int64)
+        self.status = np.zeros(B, dtype=np.int64)
+        self.record(np.arange(B))
+
+    def record(self, idx: np.ndarray) -> None:
+        """Store the state of runs ``idx`` for every output time they have reached."""
+        n_t = self.s_sorted.size
+        while idx.size:
+            idx = idx[(self.k_next[idx] < n_t)]
+            idx = idx[self.s_sorted[np.minimum(self.k_next[idx], n_t - 1)] <= self.t[idx]]
+            self.out[self.k_next[idx], idx] = self.y[idx]
+            self.k_next[idx] += 1
+
+
+def _initial_step(net: _Net, y: np.ndarray, f0: np.ndarray, rtol: float, atol: float) -> np.ndarray:
+    """First step size of each run: _H0_FRACTION · ‖y‖/‖f‖ in the error norm."""
+    d0 = _error_norm(net, y, y, y, rtol, atol)
+    d1 = _error_norm(net, f0, y, y, rtol, atol)
+    usable = (d0 > _H0_NORM_FLOOR) & (d1 > _H0_NORM_FLOOR)
+    return np.where(usable, _H0_FRACTION * d0 / np.maximum(d1, 1e-300), _H0_FALLBACK)
+
+
+def _step_factor(err: np.ndarray) -> np.ndarray:
+    """Factor for the next step size from the error estimate (≤ 1 accepted)."""
+    with np.errstate(divide="ignore"):
+        return np.where(
+            np.isfinite(err),
+            np.clip(_SAFETY * np.maximum(err, 1e-16) ** -0.25, _FAC_MIN, _FAC_MAX),
+            _FAC_MIN,
+        )
+
+
+def _advance(
+    run: _FlowRuns,
+    idx: np.ndarray,
+    net: _Net,
+    syx: np.ndarray,
+    sxx: np.ndarray | None,
+    rtol: float,
+    atol: float,
+) -> None:
+    """One accepted RODAS4 step (or a failure) for each run in ``idx``.
+
+    The Jacobian is formed and diagonalised once; rejected steps are retried with it at a
+    smaller h (at most :data:`_MAX_RETRIES` times). Steps are clipped to hit the next output
+    time exactly; such a shortened step does not shrink the step size that follows.
+    """
+    y = run.y[idx]
+    syx_b = syx[idx]
+    sxx_b = None if sxx is None else sxx[idx]
+    f0 = _flat_field(net, syx_b, sxx_b)(y)
+    J = _jacobian(net.unpack(y), syx_b, sxx_b)
+    finite = np.all(np.isfinite(J), axis=(1, 2)) & np.all(np.isfinite(f0), axis=1)
+    if not np.all(finite):
+        run.status[idx[~finite]] = -2
+        return
+    evals, evecs = np.linalg.eigh(J)
+    t_target = run.s_sorted[run.k_next[idx]]
+    span = t_target - run.t[idx]
+    h_b = run.h[idx]
+    first = np.isnan(h_b)
+    if np.any(first):
+        h_b[first] = _initial_step(net, y[first], f0[first], rtol, atol)
+    pending = np.ones(idx.size, dtype=bool)
+    for _ in range(_MAX_RETRIES):
+        p = np.flatnonzero(pending)
+        if p.size == 0:
+            break
+        clipped = h_b[p] >= span[p]
+        h_try = np.where(clipped, span[p], h_b[p])
+        rhs = _flat_field(net, syx_b[p], None if sxx_b is None else sxx_b[p])
+        y_new, err_vec = _rodas_step(y[p], h_try, f0[p], evals[p], evecs[p], rhs)
+        err = _error_norm(net, err_vec, y[p], y_new, rtol, atol)
+        ok = np.isfinite(err) & (err <= 1.0) & np.all(np.isfinite(y_new), axis=1)
+        fac = _step_factor(err)
+        acc, rej = p[ok], p[~ok]
+        # accepted: advance and grow h (a step shortened to hit an output time keeps h)
+        done = idx[acc]
+        run.t[done] = np.where(clipped[ok], t_target[acc], run.t[done] + h_try[ok])
+        run.y[done] = y_new[ok]
+        run.n_steps[done] += 1
+        h_b[acc] = np.where(
+            clipped[ok], np.maximum(h_try[ok] * fac[ok], h_b[acc]), h_try[ok] * fac[ok]
+        )
+        pending[acc] = False
+        # rejected: shrink h, retry
+        run.n_rej[idx[rej]] += 1
+        h_b[rej] = h_try[~ok] * np.minimum(fac[~ok], 0.5)
+        tiny = h_b[rej] <= _H_MIN_REL * np.maximum(run.t[idx[rej]], 1.0)
+        run.status[idx[rej[tiny]]] = -2
+        pending[rej[tiny]] = False
+    run.h[idx] = h_b
+    run.record(idx[~pending])
 
 
 def _flat_field(net: _Net, syx: np.ndarray, sxx: np.ndarray | None):

@@ -158,7 +158,7 @@ def test_batch_axes_broadcast_across_weights_and_targets(rng):
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda ws, s: gradient_flow(ws[0], s, [1.0]), TypeError, "`weights` must be a sequence"),
+        (lambda ws, s: gradient_flow(ws[0], s, [1.0]), TypeError, "`weights` must be a list"),
         (
             lambda ws, s: gradient_flow(ws[:1], s, [1.0]),
             ValueError,
@@ -167,7 +167,7 @@ def test_batch_axes_broadcast_across_weights_and_targets(rng):
         (
             lambda ws, s: gradient_flow([ws[0], ws[1].T], s, [1.0]),
             ValueError,
-            r"`weights\[1\]` must have 3 columns \(the rows of weights\[0\], shape \(3, 2\)\)",
+            r"`weights\[1\]` must have 3 columns to follow `weights\[0\]` of shape \(3, 2\)",
         ),
         (
             lambda ws, s: gradient_descent(ws, s.T, [1.0], lr=0.1),
@@ -200,7 +200,7 @@ def test_batch_axes_broadcast_across_weights_and_targets(rng):
         (
             lambda ws, s: gradient_flow([np.zeros((2, 3, 2)), np.zeros((3, 4, 3))], s, [1.0]),
             ValueError,
-            "leading batch axes of `weights`, `sigma_yx` and `sigma_xx` must broadcast",
+            "leading batch axes of `weights` must broadcast",
         ),
     ],
 )

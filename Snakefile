@@ -2,15 +2,17 @@
 # Run:       snakemake --cores 2 --workflow-profile workflow/profiles/default
 # On SLURM:  add --profile workflow/profiles/slurm
 # Recovery after a killed run: snakemake --unlock, then the same command again.
-from snakemake.utils import min_version, validate
+# Own config: --configfile my.yaml replaces config.yaml instead of being merged into it, so
+# that `snakemake --configfile my.yaml` runs the plan `lrsweep check-config my.yaml` shows.
+# The config is validated by lrsweep (common.smk) against workflow/schemas/config.schema.yaml.
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+if not workflow.overwrite_configfiles:
 
-
-validate(config, "workflow/schemas/config.schema.yaml")
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

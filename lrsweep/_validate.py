@@ -232,25 +232,38 @@ def balance(w: np.ndarray, w_next: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lam, resid / np.maximum(pair_size(w, w_next), np.finfo(float).tiny)
 
 
-def lambda_of(W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL) -> np.ndarray:
-    """Read λ off a two-layer init and check W2ᵀW2 − W1W1ᵀ = λI within ``rtol``.
+def lambda_of(
+    W1: np.ndarray, W2: np.ndarray, *, lam: object = None, rtol: float = BALANCE_RTOL
+) -> np.ndarray:
+    """λ of a two-layer init, checking W2ᵀW2 − W1W1ᵀ = λI within ``rtol``.
 
     Parameters
     ----------
     W1 : ndarray, shape (..., N_h, N_i)
     W2 : ndarray, shape (..., N_o, N_h)
+    lam : float or array_like, shape (...), optional
+        The λ the weights are meant to have; default: read off the weights.
 
     Returns
     -------
     lam : ndarray, shape (...)
-        λ = tr(W2ᵀW2 − W1W1ᵀ)/N_h for every run.
+        ``lam`` (broadcast) if given, else λ = tr(W2ᵀW2 − W1W1ᵀ)/N_h for every run.
 
     Raises
     ------
     ValueError
         If ‖W2ᵀW2 − W1W1ᵀ − λI‖_F > rtol · (‖W1‖_F² + ‖W2‖_F²) for some run.
     """
-    lam, off = balance(W1, W2)
+    lam_w, off = balance(W1, W2)
+    if lam is not None:
+        lam = np.broadcast_to(as_array(lam, "lam"), lam_w.shape)
+        # ‖D − λI‖² = ‖D − λ_w I‖² + N_h (λ_w − λ)², with λ_w = tr(D)/N_h
+        n_h = W1.shape[-2]
+        shift = (
+            np.sqrt(n_h) * np.abs(lam_w - lam) / np.maximum(pair_size(W1, W2), np.finfo(float).tiny)
+        )
+        off = np.hypot(off, shift)
+        lam_w = lam
     bad = off > rtol
     if np.any(bad):
         worst = float(np.max(off))
@@ -260,4 +273,4 @@ def lambda_of(W1: np.ndarray, W2: np.ndarray, *, rtol: float = BALANCE_RTOL) -> 
             f"({int(np.count_nonzero(bad))} of {bad.size} runs); build them with "
             "lrsweep.init.lambda_balanced or use lrsweep.simulate for unbalanced inits"
         )
-    return lam
+    return np.array(lam_w, dtype=float)

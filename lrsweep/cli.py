@@ -22,6 +22,7 @@ Commands:
   run-shard     solve shards of a sweep outside Snakemake
   aggregate     merge a sweep's shards into runs/trajectories/phase/boundary tables
   show          print a sweep's phase table and where the lazy/rich boundary lies
+  status        how a sweep went: points by status and regime; fails if none is ok
   plot          draw a sweep's figures
 
 The pipeline: snakemake --cores 2 --workflow-profile workflow/profiles/default
@@ -152,6 +153,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     w.add_argument("--out", type=Path, help="also write the text to this file")
 
+    st = add(
+        "status",
+        "Print how a sweep went (points by status and regime, commonest failures); exit 1 "
+        "if no point is ok.",
+        "lrsweep status results/phase",
+    )
+    st.add_argument("sweep_dir", type=Path, help="results/<sweep>")
+    st.add_argument(
+        "--allow-failures", action="store_true", help="exit 0 even if no point is ok"
+    )
+    st.add_argument("--out", type=Path, help="also write the line to this file")
+
     o = add(
         "plot",
         "Draw a sweep's figures (PNG and PDF) from its tables.",
@@ -176,6 +189,8 @@ def _solve(args: argparse.Namespace) -> None:
     from lrsweep import grid, io, solve
     from lrsweep.measures import measures
 
+    if args.out is not None:
+        _check_out(args.out, "--out")
     solver = args.solver if args.solver != "auto" else ("exact" if args.depth == 2 else "flow")
     cfg = {
         "sweeps": {
@@ -217,7 +232,7 @@ def _solve(args: argparse.Namespace) -> None:
         raise ValueError(f"the run failed: {row['reason']}")
     from lrsweep.metrics import regime
 
-    label = str(regime(row["kernel_distance"]))
+    label = str(regime(row["kernel_distance"], fit_fraction=row["fit_fraction"]))
     print(
         f"{solver} solver, N_i={row['n_in']} N_h={row['width']} N_o={row['n_out']} "
         f"L={args.depth}, lambda={args.lam:g}, scale={args.scale:g}, seed={args.seed}, "
@@ -232,6 +247,14 @@ def _solve(args: argparse.Namespace) -> None:
         io.write_table(traj, args.out, io.trajectories_schema())
         print(
             f"trajectory ({traj.num_rows} rows: {', '.join(traj.column_names[2:])}) -> {args.out}"
+        )
+
+
+def _check_out(path: Path, option: str) -> None:
+    """Refuse an output file whose directory does not exist (nothing is created silently)."""
+    if not path.parent.is_dir():
+        raise ValueError(
+            f"`{option}` {path}: directory {path.parent} does not exist; create it first"
         )
 
 
@@ -253,10 +276,13 @@ _SOLVE_OPTIONS = {
 def _check_config(args: argparse.Namespace) -> None:
     from lrsweep import grid
 
-    plans = grid.plan(grid.load_config(args.config))
+    cfg = grid.load_config(args.config)
+    plans = grid.plan(cfg)
     for p in plans.values():
         print(p.summary())
-    print(f"{args.config}: OK ({len(plans)} sweep(s))")
+    idle = [n for n in cfg["sweeps"] if n not in plans]
+    note = f"; not run (config key `run`): {', '.join(idle)}" if idle else ""
+    print(f"{args.config}: OK ({len(plans)} sweep(s) to run{note})")
 
 
 def _load_plan(config: Path, sweep: str):
@@ -301,11 +327,30 @@ def _aggregate(args: argparse.Namespace) -> None:
 def _show(args: argparse.Namespace) -> None:
     from lrsweep import results
 
+    if args.out is not None:
+        _check_out(args.out, "--out")
     text = results.describe(args.sweep_dir, metric=args.metric)
     print(text)
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n", encoding="utf-8")
+        _write_text(args.out, text + "\n")
+
+
+def _status(args: argparse.Namespace) -> None:
+    from lrsweep import results
+
+    if args.out is not None:
+        _check_out(args.out, "--out")
+    line = results.sweep_status(args.sweep_dir, allow_failures=args.allow_failures)
+    print(line)
+    if args.out is not None:
+        _write_text(args.out, line + "\n")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (a reader never sees half of it)."""
+    from lrsweep.io import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _plot(args: argparse.Namespace) -> None:
@@ -328,6 +373,7 @@ _COMMANDS = {
     "run-shard": _run_shard,
     "aggregate": _aggregate,
     "show": _show,
+    "status": _status,
     "plot": _plot,
 }
 

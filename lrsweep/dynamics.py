@@ -18,15 +18,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from lrsweep import exact, init, metrics, simulate
-from lrsweep._validate import as_times
+from lrsweep._validate import as_array, as_times, pair_size
 from lrsweep.metrics import KernelGrams
 
-__all__ = ["SOLVERS", "Solution", "Solver", "solve_dynamics"]
+__all__ = ["SOLVERS", "Solution", "Solver", "domain_violations", "solve_dynamics"]
 
 
 @dataclass(frozen=True)
@@ -44,12 +44,19 @@ class Solution:
     grams : KernelGrams
         The NTK in factored form at every time, (n_t, B, L, ·, ·) (theory §4).
     status : ndarray of int, shape (B,)
-        0 success; negative: the run failed (``message`` says why).
+        0 success; −1 the simulator hit its step limit, −2 it diverged or underflowed,
+        −3 the run is outside the solver's float64 domain (:func:`domain_violations`; then
+        it is solved from W = 0 to keep the batch's shape). ``message`` says why.
     message : ndarray of str, shape (B,)
         "" for successful runs.
     balance_drift : ndarray, shape (B,)
         Largest change of the conserved imbalance W_{l+1}ᵀW_{l+1} − W_lW_lᵀ along the
-        trajectory, relative to ‖W_{l+1}(0)‖² + ‖W_l(0)‖² (exact: its trace only).
+        trajectory, relative to the largest ‖W_l‖_F² + ‖W_{l+1}‖_F² along it (exact: its trace
+        against λ·N_h).
+    residual : ndarray, shape (B,)
+        ``exact``/``both``: relative residual of the Riccati equation at the last saved time
+        (:func:`lrsweep.exact.riccati_residual`, derivative by central differences); NaN
+        for the simulators.
     weights : list of ndarray or None
         W_l(t), shape (n_t, B, N_l, N_{l−1}), for the simulators.
     q : ndarray or None
@@ -65,6 +72,7 @@ class Solution:
     status: np.ndarray
     message: np.ndarray
     balance_drift: np.ndarray
+    residual: np.ndarray
     weights: list[np.ndarray] | None = None
     q: np.ndarray | None = None
     companion: Solution | None = field(default=None, repr=False)
@@ -103,18 +111,102 @@ class Solver:
     shard_size: int
 
 
-def _exact(weights: Sequence[np.ndarray], sigma_yx: np.ndarray, t: np.ndarray, **_) -> Solution:
+#: Largest magnitude the solvers accept for the weight scale (‖W_l‖_F² + ‖W_{l+1}‖_F²), |λ| and
+#: the task's singular values: losses and NTK inner products are squares of it (× N²), and
+#: float64 ends at 1.8e308.
+MAGNITUDE_MAX = 1e100
+#: Smallest non-zero weight scale accepted: the exact solver's elimination forms the inverse
+#: square of it, which must stay below float64's 1.8e308.
+WEIGHT_SCALE_MIN = 1e-200
+#: Smallest largest task singular value accepted (below it the task is numerically zero).
+TASK_SCALE_MIN = 1e-100
+#: The simulators carry λ in float64 weights, whose imbalance W_{l+1}ᵀW_{l+1} − W_lW_lᵀ has a
+#: round-off of about ε·(‖W_l‖² + ‖W_{l+1}‖²). A run is simulated only if that round-off is
+#: below this fraction of max(|λ|, s̃_max), the scale its dynamics respond to: the flow's own
+#: accuracy (≈ 1e-9, tested ≤ 1e-7), so a point never looks more precise than it is.
+RESOLUTION_RTOL = 1e-7
+#: Step of the five-point derivative in the Riccati residual, in units of 1/ρ (ρ bounds the
+#: flow's rates). Its truncation error is ≲ 5!/30·(hρ)⁴ ≈ 4e-8 of the scale, and an error δ
+#: of the computed QQᵀ shows up as ≈ 1.5·δ/(hρ) = 150·δ: a residual above the tolerance
+#: 1e-6 means the solution is off by more than ~1e-8, well beyond its tested 1e-9.
+FD_STEP = 1e-2
+
+_EPS = float(np.finfo(float).eps)
+
+
+def domain_violations(
+    method: str, weights: Sequence[np.ndarray], sigma_yx: np.ndarray, lam: np.ndarray
+) -> np.ndarray:
+    """Why each run is outside the domain where ``method`` is accurate in float64 ("" if not).
+
+    Parameters
+    ----------
+    method : str
+        A key of :data:`SOLVERS`.
+    weights : sequence of ndarray
+        W_1 … W_L, W_l of shape (B, N_l, N_{l−1}).
+    sigma_yx : ndarray, shape (N_o, N_i) or (B, N_o, N_i)
+    lam : ndarray, shape (B,)
+        The λ each init was built with.
+
+    Returns
+    -------
+    ndarray of str, shape (B,)
+        The limit each run breaks, with its value; "" for runs inside the domain (theory §7).
+    """
+    n = weights[0].shape[0]
+    scale = np.max([pair_size(w, v) for w, v in zip(weights[:-1], weights[1:], strict=True)], 0)
+    task = np.broadcast_to(np.linalg.norm(sigma_yx, ord=2, axis=(-2, -1)), (n,))
+    lam = np.broadcast_to(np.abs(np.asarray(lam, dtype=float)), (n,))
+    checks = [
+        (scale > MAGNITUDE_MAX, "weight scale ‖W_l‖²+‖W_(l+1)‖² = {s:.3g} is above {hi:g}"),
+        ((scale > 0) & (scale < WEIGHT_SCALE_MIN), "weight scale {s:.3g} is below {lo_w:g}"),
+        (lam > MAGNITUDE_MAX, "|lambda| = {l:.3g} is above {hi:g}"),
+        (task > MAGNITUDE_MAX, "the task's largest singular value {k:.3g} is above {hi:g}"),
+        (task < TASK_SCALE_MIN, "the task's largest singular value {k:.3g} is below {lo_t:g}"),
+    ]
+    if method != "exact":  # flow, gd and the flow half of both
+        resolution = _EPS * scale
+        checks.append(
+            (
+                resolution > RESOLUTION_RTOL * np.maximum(lam, task),
+                "lambda is not resolved by float64 weights at this scale: the imbalance "
+                "W_(l+1)^T W_(l+1) - W_l W_l^T carries round-off ~{r:.2g} > {res:g} * "
+                "max(|lambda|, task scale {k:.3g}); use solver exact (depth 2) or a smaller scale",
+            )
+        )
+    else:
+        resolution = np.zeros(n)
+    out = np.full(n, "", dtype=object)
+    for bad, text in checks:
+        for i in np.flatnonzero(bad & (out == "")).tolist():
+            out[i] = "outside the solvers' float64 domain: " + text.format(
+                s=scale[i],
+                l=lam[i],
+                k=task[i],
+                r=resolution[i],
+                hi=MAGNITUDE_MAX,
+                lo_w=WEIGHT_SCALE_MIN,
+                lo_t=TASK_SCALE_MIN,
+                res=RESOLUTION_RTOL,
+            )
+    return out
+
+
+def _exact(
+    weights: Sequence[np.ndarray], sigma_yx: np.ndarray, t: np.ndarray, lam: np.ndarray, **_
+) -> Solution:
     W1, W2 = weights
-    q = exact.qqt(W1, W2, sigma_yx, t)  # (n_t, B, N_i+N_o, N_i+N_o)
-    n_in = W1.shape[-1]
+    n = W1.shape[0]
+    n_in, n_h = W1.shape[-1], W1.shape[-2]
+    q = exact.qqt(W1, W2, sigma_yx, t, lam=lam)  # (n_t, B, N_i+N_o, N_i+N_o)
     a, W, b = exact.qqt_blocks(q, n_in)
-    n_h = W1.shape[-2]
-    # QQᵀ holds tr(W2ᵀW2 − W1W1ᵀ) = λN_h; a drift Δλ of λI has Frobenius norm |Δλ|√N_h, the
-    # same measure as the simulators' ‖ΔD‖_F / (‖W1‖² + ‖W2‖²)
+    residual = _riccati_residual(W1, W2, sigma_yx, lam, t[-1], q[-1])
+    # QQᵀ holds tr(W2ᵀW2 − W1W1ᵀ) = λN_h; a drift Δλ of λI has Frobenius norm |Δλ|√N_h,
+    # measured against the largest ‖Q(t)‖_F² = tr W1ᵀW1 + tr W2W2ᵀ (the simulators' measure)
     gap = np.trace(b, axis1=-2, axis2=-1) - np.trace(a, axis1=-2, axis2=-1)
-    size = np.trace(b[0], axis1=-2, axis2=-1) + np.trace(a[0], axis1=-2, axis2=-1)
-    drift = np.max(np.abs(gap - gap[0]), axis=0) / np.maximum(size, 1e-300) / np.sqrt(n_h)
-    n = W.shape[1]
+    size = np.max(np.trace(b, axis1=-2, axis2=-1) + np.trace(a, axis1=-2, axis2=-1), axis=0)
+    drift = np.max(np.abs(gap - lam * n_h), axis=0) / np.maximum(size, 1e-300) / np.sqrt(n_h)
     return Solution(
         t=t,
         method="exact",
@@ -123,8 +215,32 @@ def _exact(weights: Sequence[np.ndarray], sigma_yx: np.ndarray, t: np.ndarray, *
         status=np.zeros(n, dtype=np.int64),
         message=np.full(n, "", dtype=object),
         balance_drift=drift,
+        residual=residual,
         q=q,
     )
+
+
+def _riccati_residual(
+    W1: np.ndarray,
+    W2: np.ndarray,
+    sigma_yx: np.ndarray,
+    lam: np.ndarray,
+    t_end: float,
+    q_end: np.ndarray,
+) -> np.ndarray:
+    """Riccati residual at t_end, (B,), dq/dt from q(t_end ± h, t_end ± 2h) (five points).
+
+    h = FD_STEP/ρ with ρ = 2‖F‖_2 + 2 tr q(t_end), a bound on the local rates of the flow.
+    """
+    if t_end <= 0:
+        return np.full(W1.shape[0], np.nan)
+    F_norm = np.sqrt(np.linalg.norm(sigma_yx, ord=2, axis=(-2, -1)) ** 2 + lam**2 / 4)
+    rho = 2 * F_norm + 2 * np.trace(q_end, axis1=-2, axis2=-1)
+    h = np.minimum(FD_STEP / np.maximum(rho, 1e-300), t_end / 4)
+    offsets = np.array([-2.0, -1.0, 1.0, 2.0])
+    q = exact.qqt(W1, W2, sigma_yx, t_end + offsets[:, None] * h, lam=lam)
+    dq = (q[0] - 8 * q[1] + 8 * q[2] - q[3]) / (12 * h)[:, None, None]
+    return exact.riccati_residual(q_end, dq, sigma_yx, lam)
 
 
 def _simulated(
@@ -146,13 +262,12 @@ def _simulated(
     ok = status == 0
     # failed runs are reported per run; zero them so the batch's metrics stay finite
     ws = [np.where(ok[None, :, None, None], w, 0.0) for w in ws]
-    d0 = init.imbalances(weights)
-    dt = init.imbalances(ws)
+    # largest change of each conserved imbalance against the largest size of its pair
     drift = np.zeros(n)
-    for l, (x0, xt) in enumerate(zip(d0, dt, strict=True)):  # noqa: E741
-        scale = np.sum(weights[l] ** 2, axis=(-2, -1)) + np.sum(weights[l + 1] ** 2, axis=(-2, -1))
+    for l, (x0, xt) in enumerate(zip(init.imbalances(weights), init.imbalances(ws), strict=True)):  # noqa: E741
+        size = np.max(pair_size(ws[l], ws[l + 1]), axis=0)
         dev = np.max(np.linalg.norm(xt - x0, axis=(-2, -1)), axis=0)
-        drift = np.maximum(drift, dev / np.maximum(scale, 1e-300))
+        drift = np.maximum(drift, dev / np.maximum(size, 1e-300))
     return Solution(
         t=t,
         method=method,
@@ -161,24 +276,17 @@ def _simulated(
         status=status,
         message=np.where(ok, "", failure).astype(object),
         balance_drift=drift,
+        residual=np.full(n, np.nan),
         weights=ws,
     )
 
 
-def _both(weights: Sequence[np.ndarray], sigma_yx: np.ndarray, t: np.ndarray, **_) -> Solution:
-    res = _exact(weights, sigma_yx, t)
+def _both(
+    weights: Sequence[np.ndarray], sigma_yx: np.ndarray, t: np.ndarray, lam: np.ndarray, **_
+) -> Solution:
+    res = _exact(weights, sigma_yx, t, lam)
     sim = _simulated("flow", weights, sigma_yx, t)
-    return Solution(
-        t=t,
-        method="both",
-        W=res.W,
-        grams=res.grams,
-        status=sim.status,
-        message=sim.message,
-        balance_drift=res.balance_drift,
-        q=res.q,
-        companion=sim,
-    )
+    return replace(res, method="both", status=sim.status, message=sim.message, companion=sim)
 
 
 #: The solvers, by name (``solver`` in a sweep config, ``method`` of :func:`solve_dynamics`).
@@ -195,14 +303,14 @@ SOLVERS: dict[str, Solver] = {
         Solver(
             "flow",
             "simulated gradient flow (adaptive L-stable Rosenbrock method), any depth",
-            lambda weights, sigma_yx, t, **kw: _simulated("flow", weights, sigma_yx, t),
+            lambda weights, sigma_yx, t, **_: _simulated("flow", weights, sigma_yx, t),
             max_depth=None,
             shard_size=200,
         ),
         Solver(
             "gd",
             "gradient descent with step `lr` (t/τ = k·lr), any depth",
-            lambda weights, sigma_yx, t, lr=None, **kw: _simulated("gd", weights, sigma_yx, t, lr),
+            lambda weights, sigma_yx, t, lr=None, **_: _simulated("gd", weights, sigma_yx, t, lr),
             max_depth=None,
             shard_size=200,
         ),
@@ -223,11 +331,14 @@ def solve_dynamics(
     t: object,
     *,
     method: str = "exact",
+    lam: object = None,
     lr: float | None = None,
 ) -> Solution:
     """Gradient-flow (or descent) dynamics of a batch of linear networks from given inits.
 
     τ dW_l/dt = A_lᵀ(Σyx − W)B_lᵀ with whitened inputs (theory §1), solved by ``method``.
+    Runs outside the float64 domain of the method (:func:`domain_violations`, theory §7)
+    are not solved: they get status −3 and the limit they break as ``message``.
 
     Parameters
     ----------
@@ -236,9 +347,12 @@ def solve_dynamics(
     sigma_yx : array_like, shape (N_o, N_i) or (B, N_o, N_i)
         Input–output correlation of a task with whitened inputs.
     t : array_like, shape (n_t,)
-        Saved times in units of τ (increasing, starting at 0 for the usual metrics).
+        Saved times in units of τ, increasing; S(0, t) and the losses use t[0] as the start.
     method : str, keyword-only
         A key of :data:`SOLVERS`: ``exact`` (depth 2, λ-balanced), ``flow``, ``gd``, ``both``.
+    lam : float or array_like, shape (B,), keyword-only
+        The λ the inits were built with. ``exact`` uses it in the closed form (the weights
+        carry λ only to ±ε·scale); default: read off the first layer pair.
     lr : float, keyword-only
         Learning rate of ``gd``; saved times must be multiples of it.
 
@@ -251,20 +365,25 @@ def solve_dynamics(
     ------
     ValueError
         Unknown method, a depth the method cannot solve, mismatched shapes, or (``exact``)
-        weights that are not λ-balanced.
+        weights that are not λ-balanced (with ``lam`` if given).
 
     Examples
     --------
     >>> from lrsweep.init import lambda_balanced
     >>> W1, W2 = lambda_balanced(1.0, 2, 2, 2, scale=0.1, seed=0)
-    >>> sol = solve_dynamics([W1[None], W2[None]], np.diag([2.0, 1.0]), [0.0, 50.0])
+    >>> sol = solve_dynamics([W1[None], W2[None]], np.diag([2.0, 1.0]), [0.0, 50.0], lam=1.0)
     >>> bool(sol.success.all()), bool(np.allclose(sol.W[-1, 0], np.diag([2.0, 1.0])))
     (True, True)
     """
     if method not in SOLVERS:
         raise ValueError(f"`method` must be one of {list(SOLVERS)}, got {method!r}")
     solver = SOLVERS[method]
-    ws = [np.asarray(w, dtype=np.float64) for w in weights]
+    ws = [as_array(w, f"weights[{i}]") for i, w in enumerate(weights)]
+    if len(ws) < 2 or any(w.ndim != 3 for w in ws):
+        raise ValueError(
+            "`weights` must be L >= 2 arrays of shape (B, N_l, N_(l-1)), got shapes "
+            f"{[w.shape for w in ws]}"
+        )
     if solver.max_depth is not None and len(ws) > solver.max_depth:
         raise ValueError(
             f"method {method!r} solves depth <= {solver.max_depth}, got {len(ws)} layers; "
@@ -272,4 +391,20 @@ def solve_dynamics(
         )
     if method == "gd" and lr is None:
         raise ValueError("method 'gd' needs the learning rate `lr`")
-    return solver.run(ws, np.asarray(sigma_yx, dtype=np.float64), as_times(t), lr=lr)
+    sigma_yx = as_array(sigma_yx, "sigma_yx")
+    n = ws[0].shape[0]
+    lam = (
+        init.imbalance_report(ws)[0][:, 0]
+        if lam is None
+        else np.broadcast_to(as_array(lam, "lam"), (n,)).copy()
+    )
+    reasons = domain_violations(method, ws, sigma_yx, lam)
+    out = reasons != ""
+    if np.any(out):  # solve those from W = 0, a fixed point, and report them as failed
+        ws = [np.where(out[:, None, None], 0.0, w) for w in ws]
+        lam = np.where(out, 0.0, lam)
+    sol = solver.run(ws, sigma_yx, as_times(t), lam=lam, lr=lr)
+    if not np.any(out):
+        return sol
+    status = np.where(out, -3, sol.status)
+    return replace(sol, status=status, message=np.where(out, reasons, sol.message))

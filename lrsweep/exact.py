@@ -37,6 +37,8 @@ __all__ = [
     "aligned_singular_values",
     "converged",
     "riccati_eigenbasis",
+    "riccati_matrix",
+    "riccati_residual",
     "stack_q",
 ]
 
@@ -188,12 +190,17 @@ def _gram(Z: np.ndarray, K: np.ndarray) -> np.ndarray:
 
 
 def _chunks(runs: np.ndarray, nb: int, times: np.ndarray):
-    """Yield (flat output indices, positions in ``runs``, times) in chunks of _CHUNK evaluations."""
-    pos = np.tile(np.arange(runs.size), times.size)
-    tix = np.repeat(np.arange(times.size), runs.size)
+    """Yield (flat output indices, positions in ``runs``, times) in chunks of _CHUNK evaluations.
+
+    ``times`` is (n_t, nb): the times of every run (all equal for the common case).
+    """
+    n_t = times.shape[0]
+    pos = np.tile(np.arange(runs.size), n_t)
+    tix = np.repeat(np.arange(n_t), runs.size)
     for start in range(0, pos.size, _CHUNK):
         sl = slice(start, start + _CHUNK)
-        yield tix[sl] * nb + runs[pos[sl]], pos[sl], times[tix[sl]]
+        run = runs[pos[sl]]
+        yield tix[sl] * nb + run, pos[sl], times[tix[sl], run]
 
 
 def _fixed_pivots_ok(P: np.ndarray, m: int) -> np.ndarray:
@@ -237,6 +244,21 @@ def _fixed_pivot_riccati(
     return _gram(O[:, :, :m] + O[:, :, m:] @ lam_rest, K)
 
 
+def _run_times(t: object, batch: tuple[int, ...]) -> np.ndarray:
+    """Times as (n_t, *batch): a common grid (n_t,) broadcast, or one column per run."""
+    arr = as_array(t, "t")
+    if arr.ndim <= 1:
+        arr = as_times(arr)
+        return np.broadcast_to(arr.reshape(-1, *(1,) * len(batch)), (arr.size, *batch))
+    if arr.shape[1:] != batch or arr.shape[0] == 0:
+        raise ValueError(
+            f"`t` must have shape (n_t,) or (n_t, *batch) with batch={batch}, got {arr.shape}"
+        )
+    if np.any(arr < 0):
+        raise ValueError(f"`t` must be non-negative (times in units of tau), got min {arr.min()}")
+    return arr
+
+
 def qqt(
     W1: object,
     W2: object,
@@ -250,7 +272,11 @@ def qqt(
     """Exact QQᵀ(t) of gradient flow from a λ-balanced init, with whitened inputs.
 
     Solves τ d(QQᵀ)/dt = F QQᵀ + QQᵀ F − (QQᵀ)² with Q = [W1ᵀ; W2] (theory.md §3.3) for
-    any admissible N_h, λ read off the weights as λ = tr(W2ᵀW2 − W1W1ᵀ)/N_h.
+    any admissible N_h. λ (in F) is ``lam`` if given, else read off the weights as
+    λ = tr(W2ᵀW2 − W1W1ᵀ)/N_h. Pass ``lam`` when it is known: float64 weights of scale a
+    carry λ only to about ±ε·a (ε ≈ 2.2e-16), so at a = 1e12 a λ of 2 is read off as
+    2 ± 1e-3, and beyond a ≈ 1e16 not at all, while the solution with the exact λ stays
+    accurate at any scale (theory §7).
 
     Parameters
     ----------
@@ -260,11 +286,14 @@ def qqt(
         Output-side weights at t = 0.
     sigma_yx : array_like, shape (..., N_o, N_i)
         Input–output correlation Σyx (inputs must be whitened, Σxx = I).
-    t : array_like, shape (n_t,)
+    t : array_like, shape (n_t,) or (n_t, ...)
         Times, non-negative, in the same units as ``tau``; gradient descent step k at
-        learning rate η corresponds to t/τ = kη.
+        learning rate η corresponds to t/τ = kη. With batch axes, each run has its own.
     tau : float
         Time constant τ = 1/η.
+    lam : float or array_like, shape (...), optional
+        The λ of each run; the weights must be λ-balanced with it within the relative
+        tolerance 1e-8 of (‖W1‖_F² + ‖W2‖_F²).
     saddle_tol : float
         Relative size below which a component along a growing mode counts as exactly zero.
 
@@ -277,7 +306,7 @@ def qqt(
     ------
     ValueError
         If shapes do not match, inputs contain NaN/inf, t < 0, or the weights are not
-        λ-balanced (W2ᵀW2 − W1W1ᵀ ≠ λI within a relative 1e-8).
+        λ-balanced (W2ᵀW2 − W1W1ᵀ ≠ λI within a relative 1e-8, with ``lam`` if given).
 
     Examples
     --------
@@ -290,11 +319,10 @@ def qqt(
     True
     """
     W1, W2, sigma_yx = two_layer(W1, W2, sigma_yx)
-    times = as_times(t) / positive(tau, "tau")
-    lam_w = lambda_of(W1, W2)
-    lam = lam_w if lam is None else np.broadcast_to(as_array(lam, "lam"), lam_w.shape)
+    lam = lambda_of(W1, W2, lam=lam)
     n_i = W1.shape[-1]
-    batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2])
+    batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2], lam.shape)
+    times = _run_times(t, batch) / positive(tau, "tau")
     O, mu = riccati_eigenbasis(
         np.broadcast_to(sigma_yx, (*batch, *sigma_yx.shape[-2:])), np.broadcast_to(lam, batch)
     )
@@ -311,7 +339,8 @@ def qqt(
     O = O.reshape(nb, n, n)
     m = min(n_i, n - n_i)
     fast = _fixed_pivots_ok(P, m)
-    out = np.empty((times.size, nb, n, n))
+    times = times.reshape(times.shape[0], nb)
+    out = np.empty((times.shape[0], nb, n, n))
     flat = out.reshape(-1, n, n)
     if np.any(fast):
         runs = np.flatnonzero(fast)
@@ -326,7 +355,7 @@ def qqt(
             mu_t = mu[run] * tt[:, None]
             Lam, K = _graded_riccati(P[run], mu_t, _phi(mu[run], tt[:, None]), tol[run])
             flat[idx] = _gram(O[run] @ Lam, K)
-    return out.reshape(times.size, *batch, n, n)
+    return out.reshape(times.shape[0], *batch, n, n)
 
 
 def stack_q(W1: np.ndarray, W2: np.ndarray) -> np.ndarray:
@@ -335,6 +364,53 @@ def stack_q(W1: np.ndarray, W2: np.ndarray) -> np.ndarray:
     batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2])
     W1t = np.broadcast_to(np.swapaxes(W1, -1, -2), (*batch, *W1.shape[:-3:-1]))
     return np.concatenate([W1t, np.broadcast_to(W2, (*batch, *W2.shape[-2:]))], axis=-2)
+
+
+def riccati_matrix(sigma_yx: object, lam: object) -> np.ndarray:
+    """F = [[−λ/2·I_{N_i}, Σyxᵀ], [Σyx, λ/2·I_{N_o}]] of the Riccati equation (theory §3).
+
+    Shapes: Σyx (..., N_o, N_i), λ (...) → F (..., N_i+N_o, N_i+N_o).
+    """
+    sigma_yx = as_array(sigma_yx, "sigma_yx")
+    lam = np.asarray(as_array(lam, "lam"))[..., None]
+    n_o, n_i = sigma_yx.shape[-2:]
+    batch = np.broadcast_shapes(sigma_yx.shape[:-2], lam.shape[:-1])
+    F = np.zeros((*batch, n_i + n_o, n_i + n_o))
+    F[..., n_i:, :n_i] = sigma_yx
+    F[..., :n_i, n_i:] = np.swapaxes(sigma_yx, -1, -2)
+    diag = np.concatenate(
+        [np.broadcast_to(-lam / 2, (*batch, n_i)), np.broadcast_to(lam / 2, (*batch, n_o))], -1
+    )
+    F[..., np.arange(n_i + n_o), np.arange(n_i + n_o)] = diag
+    return F
+
+
+def riccati_residual(q: object, dq: object, sigma_yx: object, lam: object) -> np.ndarray:
+    """Relative residual of the Riccati equation τ dq/dt = Fq + qF − q² (theory §3).
+
+    ‖dq − (Fq + qF − q²)‖_F / (2‖F‖_2‖q‖_F + ‖q‖_F²): 0 for an exact solution, ≈ the
+    relative error of ``dq`` otherwise; an independent check of a computed trajectory
+    (e.g. ``dq`` by finite differences of :func:`qqt`). 0 where q = 0.
+
+    Parameters
+    ----------
+    q, dq : array_like, shape (..., N_i+N_o, N_i+N_o)
+        QQᵀ at some t and its time derivative there (units of 1/τ).
+    sigma_yx : array_like, shape (..., N_o, N_i)
+    lam : array_like, shape (...)
+
+    Returns
+    -------
+    ndarray, shape (...)
+    """
+    q, dq = as_array(q, "q"), as_array(dq, "dq")
+    F = riccati_matrix(sigma_yx, lam)
+    rhs = F @ q + q @ F - q @ q
+    num = np.linalg.norm(dq - rhs, axis=(-2, -1))
+    q_norm = np.linalg.norm(q, axis=(-2, -1))
+    F_norm = np.linalg.norm(F, ord=2, axis=(-2, -1))
+    den = 2 * F_norm * q_norm + q_norm**2
+    return np.divide(num, den, out=np.zeros(np.broadcast(num, den).shape), where=den > 0)
 
 
 def qqt_blocks(q: np.ndarray, n_in: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -48,6 +48,7 @@ __all__ = [
     "load_schema",
     "plan",
     "plan_sweep",
+    "selected_sweeps",
     "point_ids",
     "point_seed",
     "shard_bounds",
@@ -62,8 +63,15 @@ SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 AXES = ("n_in", "n_out", "width", "depth", "lambda", "scale", "seed")
 INT_AXES = ("n_in", "n_out", "width", "depth", "seed")
 SHAPE_AXES = ("n_in", "n_out", "width", "depth")
-#: Smallest allowed value of each integer axis.
-_AXIS_MIN = {"n_in": 1, "n_out": 1, "width": 1, "depth": 2, "seed": 0}
+#: Allowed range of each integer axis: sizes up to 10⁴ (a wider layer needs gigabytes per
+#: point), depth up to 100, seeds that fit the int64 ``seed`` column.
+_AXIS_RANGE = {
+    "n_in": (1, 10_000),
+    "n_out": (1, 10_000),
+    "width": (1, 10_000),
+    "depth": (2, 100),
+    "seed": (0, 2**63 - 1),
+}
 
 #: Points per shard when ``shard_size`` is null: a shard then takes a few seconds.
 DEFAULT_SHARD_SIZE = {name: s.shard_size for name, s in SOLVERS.items()}
@@ -256,12 +264,15 @@ def _axes(name: str, sweep: Mapping) -> dict[str, np.ndarray]:
         spec = grid.get(axis)
         if spec is None:  # n_in / n_out: from the task (4 for random tasks)
             spec = [4] if dims is None else [dims[0] if axis == "n_in" else dims[1]]
+        if axis in _AXIS_RANGE:
+            lo, hi = _AXIS_RANGE[axis]
+            for v in np.atleast_1d(np.asarray(spec, dtype=object)).tolist():
+                if not lo <= v <= hi:
+                    raise ConfigError(
+                        f"config key `{key}` = {spec!r}: values must be "
+                        f"{f'>= {lo}' if v < lo else f'<= {hi}'} (got {v})"
+                    )
         values = axis_values(spec, key, integer=axis in INT_AXES)
-        if axis in _AXIS_MIN and values.min() < _AXIS_MIN[axis]:
-            raise ConfigError(
-                f"config key `{key}` = {spec!r}: values must be >= {_AXIS_MIN[axis]} "
-                f"(got {int(values.min())})"
-            )
         if axis == "scale" and values.min() < 0:
             raise ConfigError(
                 f"config key `{key}` = {spec!r}: the absolute scale must be >= 0 "
@@ -477,6 +488,8 @@ class SweepPlan:
             f"sweep `{self.name}` ({self.settings['solver']}): {self.n_points} points"
             f"{f' ({dims})' if dims else ''}, {n_ok} to solve in {len(self.shards)} shard(s){size}"
         ]
+        if self.settings.get("description"):
+            lines.append(f"  {self.settings['description']}")
         if self.n_skipped:
             counts = Counter(self.points["category"][self.points["status"] == "skipped"].tolist())
             lines.append(
@@ -572,7 +585,8 @@ def plan_sweep(name: str, sweep: Mapping) -> SweepPlan:
 
 
 def plan(config: Mapping, sweeps: Iterable[str] | None = None) -> dict[str, SweepPlan]:
-    """Validate ``config`` and plan its sweeps (all, or the named ones).
+    """Validate ``config`` and plan its sweeps: the named ones, else those of its ``run``
+    key, else all.
 
     Examples
     --------
@@ -582,8 +596,24 @@ def plan(config: Mapping, sweeps: Iterable[str] | None = None) -> dict[str, Swee
     (6, 1)
     """
     cfg = validate_config(config)
-    names = list(cfg["sweeps"]) if sweeps is None else list(sweeps)
-    unknown = [n for n in names if n not in cfg["sweeps"]]
+    return {n: plan_sweep(n, cfg["sweeps"][n]) for n in selected_sweeps(cfg, sweeps)}
+
+
+def selected_sweeps(config: Mapping, sweeps: Iterable[str] | None = None) -> list[str]:
+    """Names of the sweeps to plan: ``sweeps`` if given, else the config's ``run``, else all.
+
+    Raises
+    ------
+    ConfigError
+        For a name the config does not define.
+    """
+    run = config.get("run")
+    names = list(sweeps) if sweeps is not None else list(run or config["sweeps"])
+    unknown = [n for n in names if n not in config["sweeps"]]
     if unknown:
-        raise ConfigError(f"no sweep named {unknown}; the config has {list(cfg['sweeps'])}")
-    return {n: plan_sweep(n, cfg["sweeps"][n]) for n in names}
+        where = "config key `run` names" if sweeps is None else "no sweep named"
+        raise ConfigError(
+            f"{where} {unknown}, which the config does not define; its sweeps are "
+            f"{list(config['sweeps'])}"
+        )
+    return names

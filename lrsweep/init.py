@@ -54,7 +54,8 @@ def balanced_singular_values(
 
     Solves s2² − s1² = λ, s1·s2 = a (a ≥ 0):
     s1² = (√(λ²+4a²) − λ)/2, s2² = (√(λ²+4a²) + λ)/2,
-    evaluated without cancellation (the small one as a²/large).
+    evaluated without cancellation (the small one as a·(a/large)) and without overflow or
+    underflow of λ² and a² (√(λ²+4a²) as hypot(λ, 2a)), for any finite λ and a.
 
     Parameters
     ----------
@@ -69,9 +70,8 @@ def balanced_singular_values(
     """
     lam = np.asarray(lam, dtype=float)
     a = np.asarray(a, dtype=float)
-    root = np.sqrt(lam**2 + 4 * a**2)
-    big = (root + np.abs(lam)) / 2  # the larger of s1², s2²
-    small = np.divide(a**2, big, out=np.zeros(np.broadcast(big, a).shape), where=big > 0)
+    big = np.hypot(lam, 2 * a) / 2 + np.abs(lam) / 2  # the larger of s1², s2²
+    small = a * np.divide(a, big, out=np.zeros(np.broadcast(big, a).shape), where=big > 0)
     s1_sq = np.where(lam >= 0, small, big)
     s2_sq = np.where(lam >= 0, big, small)
     return np.sqrt(s1_sq), np.sqrt(s2_sq)

@@ -81,6 +81,22 @@ def _measure_fields(kind: str) -> list[pa.Field]:
     ]
 
 
+def _regime_field() -> pa.Field:
+    from lrsweep.metrics import REGIMES
+
+    labels = "; ".join(f"{k}: {v}" for k, v in REGIMES.items())
+    return pa.field(
+        "regime", _str, metadata={"description": f"'' unless status is ok; else {labels}"}
+    )
+
+
+def regime_counts() -> tuple[str, ...]:
+    """Phase-table columns counting each regime label per cell (``n_<label>``)."""
+    from lrsweep.metrics import REGIMES
+
+    return tuple(f"n_{label}" for label in REGIMES)
+
+
 def shard_schema() -> pa.Schema:
     """Columns of a solver job's runs file: the runs table without ``regime``."""
     return pa.schema([f for f in runs_schema() if f.name != "regime"])
@@ -95,7 +111,7 @@ def runs_schema() -> pa.Schema:
             *PARAMETERS,
             *_RUN_STATUS,
             *_measure_fields("metric"),
-            ("regime", _str),  # lazy | rich | undefined | "" (not ok)
+            _regime_field(),
             *_measure_fields("diagnostic"),
         ]
     )
@@ -130,7 +146,8 @@ def phase_schema() -> pa.Schema:
             ("solver", _str),
             *[p for p in PARAMETERS if p[0] != "seed"],
             ("n_seeds", _i64),  # runs with status ok in the cell
-            ("n_fit", _i64),  # of those, runs that reached 90% of the fit by t_max
+            ("n_fit", _i64),  # of those, runs that fit by t_max (regime not stalled)
+            *[(c, _i64) for c in regime_counts()],
             *[(f"{m}_{s}", _f64) for m in phase_metrics() for s in ("mean", "std")],
         ]
     )

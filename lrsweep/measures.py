@@ -16,7 +16,7 @@ one :func:`register` call and its function::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -166,6 +166,9 @@ class Measure:
         Solvers it applies to (None: all); others get NaN and the CLI omits it.
     style : PlotStyle or None
         How figures draw it (None: linear viridis, labelled with the name).
+    tolerance : dict of str → float, optional
+        Diagnostics: per solver, the largest value of an ``ok`` run; a run above it is
+        ``failed`` with a reason that names the measure, its value and this tolerance.
     """
 
     name: str
@@ -178,6 +181,7 @@ class Measure:
     per_layer: bool = False
     solvers: tuple[str, ...] | None = None
     style: PlotStyle | None = None
+    tolerance: Mapping[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("metric", "diagnostic"):
@@ -187,6 +191,17 @@ class Measure:
 
     def applies_to(self, solver: str) -> bool:
         return self.solvers is None or solver in self.solvers
+
+    def violations(self, solver: str, values: np.ndarray) -> dict[int, str]:
+        """Rows whose value exceeds this measure's tolerance for ``solver``, with the reason."""
+        tol = (self.tolerance or {}).get(solver)
+        if tol is None:
+            return {}
+        return {
+            int(i): f"diagnostic `{self.name}` = {values[i]:.3g} is above its tolerance {tol:g} "
+            f"for solver {solver} ({self.description})"
+            for i in np.flatnonzero(values > tol)
+        }
 
 
 @dataclass(frozen=True)
@@ -269,6 +284,13 @@ for _m in (
         style=PlotStyle(r"final loss $\mathcal{L}(t_{\max})$", "cividis", log=True),
     ),
     Measure(
+        "fit_fraction",
+        "fraction of the reachable loss decrease made by t_max, (L_0 - L_T)/(L_0 - L_min); "
+        f"runs below {metrics.FIT_FRACTION:g} are labelled stalled",
+        lambda o: metrics.fit_fraction(o.loss[0], o.loss[-1], o.lowest_loss),
+        label="fit fraction at t_max",
+    ),
+    Measure(
         "kernel_distance",
         "kernel distance S(0, t_max) = 1 − cos(K_0, K_t_max) of the NTK (dimensionless)",
         lambda o: o.kernel_distance[-1],
@@ -308,10 +330,25 @@ for _m in (
     *(_time_to_fit(k, p) for k, p in enumerate(FIT_PERCENTS)),
     Measure(
         "balance_drift",
-        "largest change of the conserved W_{l+1}ᵀW_{l+1} − W_lW_lᵀ along the trajectory, "
-        "relative to ‖W_{l+1}(0)‖² + ‖W_l(0)‖² (exact: its trace)",
+        "largest change of the conserved W_(l+1)^T W_(l+1) - W_l W_l^T along the trajectory, "
+        "relative to the largest ‖W_l‖² + ‖W_(l+1)‖² (exact: its trace against lambda·N_h)",
         lambda o: o.solution.balance_drift,
         kind="diagnostic",
+        # measured ≤ 1e-13 (exact) and ≤ 1e-9 (flow); gradient descent does not conserve it
+        tolerance={"exact": 1e-8, "both": 1e-8, "flow": 1e-6},
+    ),
+    Measure(
+        "riccati_residual",
+        "relative residual of the Riccati equation at t_max, ‖dq/dt − (Fq + qF − q²)‖_F / "
+        "(2‖F‖‖q‖_F + ‖q‖_F²), dq/dt by central differences (exact and both)",
+        lambda o: o.solution.residual,
+        label="Riccati residual at t_max",
+        kind="diagnostic",
+        solvers=("exact", "both"),
+        # ≈ 150 × the relative error of QQᵀ (lrsweep.dynamics.FD_STEP): above 1e-6 the
+        # closed form is off by more than ~1e-8; measured ≤ 1e-7 for |λ| ≤ 1e6, t ≤ 1e3
+        # except anti-funnels at λ = 1e6, t = 1e3 (3.7e-6, error 1e-8 against the ODE)
+        tolerance={"exact": 1e-6, "both": 1e-6},
     ),
     Measure(
         "exact_sim_deviation",

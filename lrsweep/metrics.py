@@ -51,7 +51,10 @@ from lrsweep._validate import sigma_xx as check_sigma_xx
 __all__ = [
     "KernelGrams",
     "LAZY_THRESHOLD",
+    "FIT_FRACTION",
+    "REGIMES",
     "end_to_end",
+    "fit_fraction",
     "kernel_distance",
     "kernel_inner",
     "kernel_norm",
@@ -184,6 +187,26 @@ def _cross(g_s: KernelGrams, g_t: KernelGrams) -> np.ndarray:
     out_cross = np.einsum("...lab,...mab->...lm", g_s.out_grams, g_t.out_grams)
     in_cross = np.einsum("...lij,...mij->...lm", g_s.in_grams, g_t.in_grams)
     return out_cross * in_cross
+
+
+def _unit_scale(g: KernelGrams) -> tuple[np.ndarray, np.ndarray]:
+    """Factors (c_O, c_C) per batch entry, shape (..., 1, 1, 1), that bring the largest entry
+    of the output grams and of the input grams to 1 (1 where they are zero).
+
+    Scaling every O_l by c_O and every C_l by c_C scales K by c_O·c_C, which the normalised
+    measures do not see; their inner products (∝ K²) then neither overflow nor underflow
+    for kernels of any scale between float64's limits.
+    """
+
+    def factor(x: np.ndarray) -> np.ndarray:
+        top = np.max(np.abs(x), axis=(-3, -2, -1), keepdims=True)
+        return np.divide(1.0, top, out=np.ones_like(top), where=top > 0)
+
+    return factor(g.out_grams), factor(g.in_grams)
+
+
+def _rescaled(g: KernelGrams, c_out: np.ndarray, c_in: np.ndarray) -> KernelGrams:
+    return KernelGrams(g.out_grams * c_out, g.in_grams * c_in)
 
 
 def _inner(g_s: KernelGrams, g_t: KernelGrams) -> np.ndarray:
@@ -466,6 +489,7 @@ def kernel_distance(
     _match_grams(g_0, g_t, ("grams_0", "grams_t"), same_depth=True)
     root = _root_of(sigma_xx, g_0.in_grams.shape[-1])
     g_0, g_t = _whiten(g_0, root), _whiten(g_t, root)
+    g_0, g_t = _rescaled(g_0, *_unit_scale(g_0)), _rescaled(g_t, *_unit_scale(g_t))
     inv_0 = _safe_divide(1.0, np.sqrt(np.maximum(_inner(g_0, g_0), 0.0)))
     inv_t = _safe_divide(1.0, np.sqrt(np.maximum(_inner(g_t, g_t), 0.0)))
     return np.clip(0.5 * _sq_norm_difference(g_0, g_t, inv_0, inv_t), 0.0, 2.0)
@@ -502,6 +526,8 @@ def relative_kernel_change(
     _match_grams(g_0, g_t, ("grams_0", "grams_t"), same_depth=True)
     root = _root_of(sigma_xx, g_0.in_grams.shape[-1])
     g_0, g_t = _whiten(g_0, root), _whiten(g_t, root)
+    scale = _unit_scale(g_0)  # one scale for both kernels: the ratio is invariant to it
+    g_0, g_t = _rescaled(g_0, *scale), _rescaled(g_t, *scale)
     one = np.ones(())
     num = np.sqrt(_sq_norm_difference(g_0, g_t, one, one))
     den = np.sqrt(np.maximum(_inner(g_0, g_0), 0.0))
@@ -889,14 +915,57 @@ def time_to_level(t: object, curve: object, level: object) -> np.ndarray:
     return _first_crossing(t, c, level)
 
 
-def regime(kernel_distance: float | np.ndarray, threshold: float = LAZY_THRESHOLD) -> np.ndarray:
-    """Label runs 'lazy' (S ≤ threshold) or 'rich' (S > threshold) by the kernel distance.
+def fit_fraction(initial_loss: object, final_loss: object, lowest_loss: object = 0.0) -> np.ndarray:
+    """Fraction of the reachable loss decrease made by the end, (ℒ_0 − ℒ_T)/(ℒ_0 − ℒ_min).
 
-    Use S = S(0, t_end) from :func:`kernel_distance`, with t_end late enough for the loss to
-    have converged. Theory §4: lazy runs keep S(0, ∞) ≈ 0, rich runs reach O(0.1–1). The
-    default threshold 0.01 (:data:`LAZY_THRESHOLD`) is calibrated on the converged states of
-    §3.4 for two-layer λ-balanced nets (random tasks, N_i, N_o ∈ 2..8, and the semantic
-    hierarchy; init scales a ≤ 0.3; s̃_max = largest task singular value):
+    ℒ_min is the lowest loss the network can reach (:func:`lowest_loss`; 0 without a
+    bottleneck). 1 when there is nothing to learn (ℒ_0 ≤ ℒ_min); negative if the loss grew.
+
+    Examples
+    --------
+    >>> fit_fraction([8.0, 8.0, 1.0], [0.0, 4.0, 1.0], [0.0, 0.0, 1.0]).tolist()
+    [1.0, 0.5, 1.0]
+    """
+    l0 = as_array(initial_loss, "initial_loss")
+    lt = as_array(final_loss, "final_loss")
+    reachable = l0 - as_array(lowest_loss, "lowest_loss")
+    return np.divide(
+        l0 - lt, reachable, out=np.ones(np.broadcast(l0, lt, reachable).shape), where=reachable > 0
+    )
+
+
+#: A run has *fit* once its loss has made this fraction of its reachable decrease
+#: (:func:`fit_fraction`); runs that have not by t_max are ``stalled``. 0.9 is the level of
+#: ``time_to_fit_90``, so a run is fit exactly when it has a finite ``time_to_fit_90``.
+FIT_FRACTION = 0.9
+
+#: The values of the ``regime`` label of an ok run, in order of precedence (docs/pipeline.md).
+REGIMES: dict[str, str] = {
+    "stalled": f"did not fit by t_max: the loss made less than {FIT_FRACTION:g} of the decrease "
+    "it can make (a saddle, a tiny init, or t_max too short); S(0, t_max) does not say "
+    "lazy or rich",
+    "lazy": "fit by t_max, and the NTK barely moved: S(0, t_max) <= threshold",
+    "rich": "fit by t_max, and the NTK moved: S(0, t_max) > threshold",
+    "undefined": "fit by t_max, but S(0, t_max) is NaN (zero initial NTK); not expected",
+}
+
+
+def regime(
+    kernel_distance: float | np.ndarray,
+    threshold: float = LAZY_THRESHOLD,
+    *,
+    fit_fraction: float | np.ndarray | None = None,
+    fit: float = FIT_FRACTION,
+) -> np.ndarray:
+    """Label runs 'stalled', 'lazy', 'rich' (or 'undefined'), see :data:`REGIMES`.
+
+    A run that has not fit by t_max (``fit_fraction`` < ``fit``) is 'stalled' whatever its
+    kernel did: its kernel distance says nothing yet. A fit run is 'lazy' if
+    S(0, t_max) ≤ threshold and 'rich' above it. Theory §4: lazy runs keep S(0, ∞) ≈ 0,
+    rich runs reach O(0.1–1). The default threshold 0.01 (:data:`LAZY_THRESHOLD`) is
+    calibrated on the converged states of §3.4 for two-layer λ-balanced nets (random tasks,
+    N_i, N_o ∈ 2..8, and the semantic hierarchy; init scales a ≤ 0.3; s̃_max = largest task
+    singular value):
 
     - rich end: S(0, ∞) ≈ 0.05–0.26 at λ = 0 (square nets sit at the bottom: the identity
       factors in K = W2W2ᵀ ⊗ XᵀX + I ⊗ XᵀW1ᵀW1X cap S; the semantic hierarchy gives 0.051),
@@ -913,19 +982,22 @@ def regime(kernel_distance: float | np.ndarray, threshold: float = LAZY_THRESHOL
     Parameters
     ----------
     kernel_distance : float or ndarray, shape (...)
-        S values; NaN (zero kernel) is labelled 'undefined'.
+        S(0, t_max) values.
     threshold : float
         Positive threshold on S.
+    fit_fraction : float or ndarray, shape (...), keyword-only, optional
+        :func:`fit_fraction` of each run; None labels by S alone (no 'stalled').
+    fit : float, keyword-only
+        Fraction of the reachable decrease that counts as fit (:data:`FIT_FRACTION`).
 
     Returns
     -------
     ndarray of str, shape (...)
-        'lazy', 'rich' or 'undefined'.
 
     Examples
     --------
-    >>> regime([0.001, 0.3, float("nan")]).tolist()
-    ['lazy', 'rich', 'undefined']
+    >>> regime([0.001, 0.3, 0.3, float("nan")], fit_fraction=[1.0, 1.0, 0.2, 1.0]).tolist()
+    ['lazy', 'rich', 'stalled', 'undefined']
     """
     threshold = positive(threshold, "threshold")
     try:
@@ -941,4 +1013,7 @@ def regime(kernel_distance: float | np.ndarray, threshold: float = LAZY_THRESHOL
         )
     labels = np.where(s <= threshold, "lazy", "rich").astype("<U9")
     labels[np.isnan(s)] = "undefined"
+    if fit_fraction is not None:
+        f = np.broadcast_to(as_array(fit_fraction, "fit_fraction"), s.shape)
+        labels[f < fit] = "stalled"
     return labels

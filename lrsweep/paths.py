@@ -11,6 +11,7 @@ Layout (``root`` is ``results`` by default)::
     <root>/<sweep>/phase.parquet           mean and spread over seeds per cell
     <root>/<sweep>/boundary.parquet        where the lazy/rich boundary lies
     <root>/<sweep>/summary.txt             ``lrsweep show``
+    <root>/<sweep>/status.txt              ``lrsweep status``: point counts, failure reasons
     <root>/<sweep>/plots/                  figures
     <root>/<sweep>/shards/<shard>.parquet  and <shard>.trajectories.parquet (solver jobs)
     <root>/paper/<target>/<target>.{png,pdf,parquet,md}
@@ -72,6 +73,10 @@ class SweepPaths:
     @property
     def summary(self) -> Path:
         return self.dir / "summary.txt"
+
+    @property
+    def status(self) -> Path:
+        return self.dir / "status.txt"
 
     @property
     def plots(self) -> Path:

@@ -47,6 +47,7 @@ __all__ = [
     "load_sweep",
     "load_trajectories",
     "phase_table",
+    "sweep_status",
     "SweepTables",
 ]
 
@@ -172,8 +173,9 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and sample std over seeds per cell of a runs table (:func:`io.phase_schema`).
 
     Every cell present in ``runs`` gets a row, also cells without any ok run (n_seeds = 0,
-    NaN metrics), so the phase grid is complete. Means skip NaN: ``time_to_fit_90_mean``
-    averages the ``n_fit`` seeds that reached 90 % of the fit by t_max, out of ``n_seeds``.
+    NaN metrics), so the phase grid is complete. ``n_fit`` counts the ok runs that fit by
+    t_max, ``n_<label>`` each regime label (:data:`lrsweep.metrics.REGIMES`). Means skip
+    NaN: ``time_to_fit_90_mean`` averages the ``n_fit`` seeds that reached 90 % of the fit.
     """
     if runs.empty:
         return io.empty_table(io.phase_schema()).to_pandas()
@@ -181,13 +183,18 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
     metrics = list(io.phase_metrics())
     vals = runs[["sweep", *_PHASE_KEYS, *metrics]].copy()
     vals.loc[~ok, metrics] = np.nan
-    vals["n_seeds"] = ok.astype(np.int64)
-    vals["n_fit"] = (ok & np.isfinite(runs["time_to_fit_90"])).astype(np.int64)
+    counts = {
+        "n_seeds": ok,
+        "n_fit": ok & (runs["regime"] != "stalled"),
+        **{c: runs["regime"] == c.removeprefix("n_") for c in io.regime_counts()},
+    }
+    for name, mask in counts.items():
+        vals[name] = mask.astype(np.int64)
     g = vals.groupby(["sweep", *_PHASE_KEYS], sort=True, dropna=False)
     out = g[metrics].agg(["mean", "std"])
     out.columns = [f"{m}_{s}" for m, s in out.columns]
-    out["n_seeds"] = g["n_seeds"].sum()
-    out["n_fit"] = g["n_fit"].sum()
+    for name in counts:
+        out[name] = g[name].sum()
     out = out.reset_index()
     return out[io.phase_schema().names]
 
@@ -307,8 +314,12 @@ def aggregate(
     pos = np.fromiter((position[int(i)] for i in ids), dtype=np.int64, count=ids.size)
     table = table.take(pa.array(np.argsort(pos, kind="stable")))
     kd = table.column("kernel_distance").to_numpy(zero_copy_only=False)
+    fit = table.column("fit_fraction").to_numpy(zero_copy_only=False)
     status = np.asarray(table.column("status").to_pylist(), dtype=object)
-    labels = np.where(status == "ok", regime(np.where(status == "ok", kd, 0.0), threshold), "")
+    ok = status == "ok"
+    labels = np.where(
+        ok, regime(np.where(ok, kd, 0.0), threshold, fit_fraction=np.where(ok, fit, 1.0)), ""
+    )
     table = table.append_column("regime", pa.array(labels.tolist(), type=pa.string()))
     io.write_table(table, runs, io.runs_schema())
 
@@ -333,6 +344,45 @@ def aggregate(
     )
     counts = runs_df["status"].value_counts().to_dict()
     print(f"sweep `{name}`: {len(runs_df)} runs {counts}, {len(ph)} phase cells -> {runs}")
+
+
+# ------------------------------------------------------------------------------ status
+
+
+def sweep_status(sweep_dir: str | Path, *, allow_failures: bool = False) -> str:
+    """One line on how a sweep went: points by status and regime, the commonest failures.
+
+    Raises
+    ------
+    ValueError
+        If no point of the sweep is ok (all failed or skipped) and not ``allow_failures``;
+        the message is the same line plus what to do.
+    """
+    runs = _frame(sweep_dir, "runs")
+    name = runs["sweep"].iloc[0] if len(runs) else Path(sweep_dir).name
+    status = runs["status"].value_counts()
+    n_ok = int(status.get("ok", 0))
+    regimes = runs.loc[runs["status"] == "ok", "regime"].value_counts()
+    parts = [
+        f"sweep `{name}`: {len(runs)} points: "
+        + ", ".join(f"{k} {int(status.get(k, 0))}" for k in ("ok", "failed", "skipped"))
+    ]
+    if n_ok:
+        parts.append("regime: " + ", ".join(f"{k} {int(v)}" for k, v in regimes.items()))
+    for kind in ("failed", "skipped"):
+        reasons = runs.loc[runs["status"] == kind, "reason"].value_counts()
+        if len(reasons):
+            top = "; ".join(f"{int(n)} x {r}" for r, n in reasons.head(3).items())
+            more = f"; and {len(reasons) - 3} other reason(s)" if len(reasons) > 3 else ""
+            parts.append(f"{kind}: {top}{more}")
+    line = " | ".join(parts)
+    if n_ok == 0 and not allow_failures:
+        raise ValueError(
+            f"{line} -- no point is ok: fix the config (see the reasons in the `reason` column "
+            f"of {SweepPaths.of(sweep_dir).runs}) or set `allow_failures: true` for sweep "
+            f"`{name}` to accept it"
+        )
+    return line
 
 
 # ---------------------------------------------------------------------------- describe

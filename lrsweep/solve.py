@@ -126,10 +126,10 @@ def _init_weights(spec: ShardSpec, task: Task, rows: np.ndarray, fail: Callable)
 
 
 def _evaluate(
-    spec: ShardSpec, task: Task, t: np.ndarray, weights: list[np.ndarray]
+    spec: ShardSpec, task: Task, t: np.ndarray, weights: list[np.ndarray], lam: np.ndarray
 ) -> tuple[Outcome, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Solve one batch and evaluate every registered measure and curve on it."""
-    sol = solve_dynamics(weights, task.sigma_yx, t, method=spec.solver, lr=spec.lr)
+    sol = solve_dynamics(weights, task.sigma_yx, t, method=spec.solver, lam=lam, lr=spec.lr)
     outcome = Outcome(sol, task.sigma_yx, spec.shape.bottleneck)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of failed points
@@ -192,7 +192,8 @@ def solve_points(spec: ShardSpec, *, log: TextIO | None = None) -> tuple[pa.Tabl
             if rows.size == 0:
                 continue
             try:
-                outcome, values, traj = _evaluate(spec, task, t, weights)
+                lam = spec.column("lambda")[rows]
+                outcome, values, traj = _evaluate(spec, task, t, weights, lam)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 if rows.size == 1:
                     fail(int(rows[0]), f"{type(exc).__name__}: {exc}")
@@ -210,6 +211,10 @@ def solve_points(spec: ShardSpec, *, log: TextIO | None = None) -> tuple[pa.Tabl
                     if not sol.success[j]
                     else "non-finite loss along the trajectory",
                 )
+            for m in measures("diagnostic"):
+                for j, why in m.violations(spec.solver, values[m.name]).items():
+                    if status[rows[j]] == "ok":
+                        fail(int(rows[j]), why)
             for name, v in values.items():
                 cols[name][rows] = v
             for name, v in traj.items():

@@ -13,7 +13,7 @@ import yaml
 from lrsweep import io
 from lrsweep.cli import _parser, main
 
-COMMANDS = ["solve", "check-config", "run-shard", "aggregate", "show", "plot"]
+COMMANDS = ["solve", "check-config", "run-shard", "aggregate", "show", "status", "plot"]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -87,7 +87,7 @@ def test_check_config(capsys, project):
     code, out, _ = run(capsys, "check-config")
     assert code == 0
     assert "sweep `tiny` (exact): 12 points (2 width x 3 lambda x 2 seed), 8 to solve" in out
-    assert "4 skipped (inadmissible)" in out and out.rstrip().endswith("OK (1 sweep(s))")
+    assert "4 skipped (inadmissible)" in out and out.rstrip().endswith("OK (1 sweep(s) to run)")
     (project / "bad.yaml").write_text("sweeps: {tiny: {grid: {width: -1}}}")
     code, _, err = run(capsys, "check-config", "bad.yaml")
     assert code == 1

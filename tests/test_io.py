@@ -14,10 +14,11 @@ F, N, S = pa.float64(), pa.int64(), pa.string()
 RUNS_CONTRACT = {
     "sweep": S, "point_id": N, "shard": S, "solver": S, "task": S, "n_in": N, "n_out": N,
     "width": N, "depth": N, "lambda": F, "scale": F, "seed": N, "status": S, "reason": S,
-    "initial_loss": F, "final_loss": F, "kernel_distance": F, "kernel_distance_max": F,
-    "ntk_change": F, "weight_change": F, "weight_change_layers": pa.list_(F),
-    "time_to_fit_50": F, "time_to_fit_90": F, "time_to_fit_99": F, "regime": S,
-    "balance_drift": F, "exact_sim_deviation": F,
+    "initial_loss": F, "final_loss": F, "fit_fraction": F, "kernel_distance": F,
+    "kernel_distance_max": F, "ntk_change": F, "weight_change": F,
+    "weight_change_layers": pa.list_(F), "time_to_fit_50": F, "time_to_fit_90": F,
+    "time_to_fit_99": F, "regime": S, "balance_drift": F, "riccati_residual": F,
+    "exact_sim_deviation": F,
 }
 
 
@@ -26,12 +27,21 @@ def test_runs_schema_matches_the_contract():
     assert io.SHARD_SCHEMA.names == [n for n in io.RUNS_SCHEMA.names if n != "regime"]
 
 
+def test_every_runs_column_documents_itself():
+    described = [f.name for f in io.RUNS_SCHEMA if f.metadata and b"description" in f.metadata]
+    assert "regime" in described and "riccati_residual" in described
+    text = io.RUNS_SCHEMA.field("regime").metadata[b"description"].decode()
+    for label in ("stalled", "lazy", "rich", "undefined"):
+        assert f"{label}:" in text
+
+
 def test_trajectory_phase_boundary_schemas():
     assert {f.name: f.type for f in io.TRAJECTORIES_SCHEMA} == {
         "sweep": S, "point_id": N, "t": F, "loss": F, "kernel_distance": F,
         "singular_values": pa.list_(F)}
     names = io.PHASE_SCHEMA.names
-    for key in ("solver", "n_in", "n_out", "width", "depth", "lambda", "scale", "n_seeds"):
+    for key in ("solver", "n_in", "n_out", "width", "depth", "lambda", "scale", "n_seeds",
+                "n_fit", "n_lazy", "n_rich", "n_stalled", "n_undefined"):
         assert key in names
     for m in ("kernel_distance", "time_to_fit_90", "final_loss", "ntk_change"):
         assert io.PHASE_SCHEMA.field(f"{m}_mean").type == F

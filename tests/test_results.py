@@ -20,7 +20,11 @@ def runs_frame() -> pd.DataFrame:
                          "kernel_distance": 0.1 * (1 + seed) * (2 - abs(lam)),
                          "time_to_fit_90": np.nan if seed == 0 else float(seed),
                          "final_loss": 1e-9, "ntk_change": 0.5})
-    rows.append({**rows[0], "lambda": 2.0, "status": "skipped", "kernel_distance": np.nan})
+            r = rows[-1]
+            r["regime"] = ("" if r["status"] != "ok" else "stalled" if seed == 0
+                           else "lazy" if r["kernel_distance"] <= 0.2 else "rich")
+    rows.append({**rows[0], "lambda": 2.0, "status": "skipped", "kernel_distance": np.nan,
+                 "regime": ""})
     return pd.DataFrame(rows)
 
 
@@ -40,6 +44,10 @@ def test_phase_table():
     assert len(ph) == 4 and ph["lambda"].tolist() == [-1.0, 0.0, 1.0, 2.0]
     cell = ph[ph["lambda"] == 0.0].iloc[0]
     assert cell["n_seeds"] == 3
+    # seed 0 stalled; seeds 1, 2 have S = 0.4, 0.6 (rich)
+    assert (cell["n_fit"], cell["n_stalled"], cell["n_rich"], cell["n_lazy"]) == (2, 1, 2, 0)
+    lazy = ph[ph["lambda"] == -1.0].iloc[0]  # S = 0.1, 0.2, 0.3: stalled, lazy, rich
+    assert (lazy["n_stalled"], lazy["n_lazy"], lazy["n_rich"]) == (1, 1, 1)
     np.testing.assert_allclose(cell["kernel_distance_mean"], 0.4)
     np.testing.assert_allclose(cell["kernel_distance_std"], 0.2)
     np.testing.assert_allclose(cell["time_to_fit_90_mean"], 1.5)  # NaN (never) left out

@@ -13,3 +13,18 @@ rule aggregate_sweep:
         code=CODE,
     script:
         "../scripts/aggregate_sweep.py"
+
+
+rule check_sweep:
+    input:
+        runs=str(SWEEP.runs),
+    output:
+        str(SWEEP.status),
+    log:
+        "logs/check_sweep/{sweep}.log",
+    conda:
+        "../envs/lrsweep.yaml"
+    params:
+        allow=get_allow_failures_flag,
+    shell:
+        "lrsweep status $(dirname {input.runs}) --out {output} {params.allow} > {log} 2>&1"

@@ -1,17 +1,17 @@
-# Named lookups from the config to paths and params. The plan (points, admissibility,
-# seeds, shards) comes from lrsweep.grid; nothing is computed here.
-import importlib.util
+# Named lookups from the config to paths and params. The config is checked and the plan
+# (points, admissibility, seeds, shards) made by lrsweep.grid; nothing is computed here.
 import sys
 
 from snakemake.exceptions import WorkflowError
 
 import lrsweep
-from lrsweep.grid import ConfigError, plan
+from lrsweep.grid import ConfigError, plan, validate_config
 from lrsweep.paths import TABLES, SweepPaths
 from lrsweep.solve import code_fingerprint
 
 try:
-    PLANS = plan(config)
+    SETTINGS = validate_config(config)  # the config with every default filled in
+    PLANS = plan(SETTINGS)
 except ConfigError as exc:
     raise WorkflowError(f"invalid config: {exc}") from None
 
@@ -30,8 +30,8 @@ wildcard_constraints:
 
 
 def plots_enabled():
-    """Plots are drawn when the config asks and lrsweep.plots is installed."""
-    return config["plots"] and importlib.util.find_spec("lrsweep.plots") is not None
+    """Figures are drawn unless the config says `plots: false`."""
+    return SETTINGS["plots"]
 
 
 def get_shard_spec(wildcards):
@@ -62,6 +62,13 @@ def get_sweep_settings(wildcards):
     return PLANS[wildcards.sweep].settings
 
 
+def get_allow_failures_flag(wildcards):
+    """`--allow-failures` if the sweep accepts having no ok point (`allow_failures: true`)."""
+    return (
+        "--allow-failures" if PLANS[wildcards.sweep].settings["allow_failures"] else ""
+    )
+
+
 def get_threshold(wildcards):
     return PLANS[wildcards.sweep].settings["regime_threshold"]
 
@@ -72,10 +79,10 @@ def get_final_output():
     for sweep in PLANS:
         paths = SweepPaths(sweep)
         targets += [str(paths.table(table)) for table in TABLES]
-        targets.append(str(paths.summary))
+        targets += [str(paths.summary), str(paths.status)]
         if plots_enabled():
             targets.append(str(paths.plots))
-    if plots_enabled():
+    if plots_enabled() and SETTINGS["paper"]:
         targets.append(
             "results/summary.png"
         )  # the paper's figures on one page (paper.smk)
@@ -83,14 +90,17 @@ def get_final_output():
 
 
 def print_results():
-    """Tell the user where the results are (called on success)."""
+    """Tell the user how every sweep went and where its results are (called on success)."""
     print("\nlrsweep results:", file=sys.stderr)
     for sweep in PLANS:
-        print(
-            f"  {SweepPaths(sweep).dir}/  runs.parquet, trajectories.parquet, phase.parquet, "
-            f"boundary.parquet, summary.txt{', plots/' if plots_enabled() else ''}",
-            file=sys.stderr,
-        )
+        paths = SweepPaths(sweep)
+        status = paths.status.read_text().strip() if paths.status.is_file() else ""
+        print(f"  {paths.dir}/  {status}", file=sys.stderr)
+    print(
+        "  tables: runs.parquet, trajectories.parquet, phase.parquet, boundary.parquet; "
+        f"summary.txt{', plots/' if plots_enabled() else ''}",
+        file=sys.stderr,
+    )
     print(
         "  inspect: lrsweep show results/<sweep>;  report: snakemake --report "
         "results/report.html --workflow-profile workflow/profiles/default",

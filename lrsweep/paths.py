@@ -15,6 +15,7 @@ Layout (``root`` is ``results`` by default)::
     <root>/<sweep>/plots/                  figures
     <root>/<sweep>/shards/<shard>.parquet  and <shard>.trajectories.parquet (solver jobs)
     <root>/paper/<target>/<target>.{png,pdf,parquet,md}
+    <root>/summary.{png,pdf,parquet}       the paper's summary page (target ``summary``)
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["FigurePaths", "SweepPaths", "TABLES"]
+__all__ = ["FigurePaths", "SUMMARY", "SweepPaths", "TABLES"]
 
 #: The aggregated tables of a sweep, in the order they are written.
 TABLES = ("runs", "trajectories", "phase", "boundary")
+#: The paper target whose files sit in ``<root>`` itself: the summary page of all figures.
+SUMMARY = "summary"
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,7 @@ class FigurePaths:
 
     @property
     def dir(self) -> Path:
-        return self.root / "paper" / self.target
+        return self.root if self.target == SUMMARY else self.root / "paper" / self.target
 
     @property
     def png(self) -> Path:

@@ -42,8 +42,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from lrsweep.io import atomic_write
+from lrsweep import io, results
+from lrsweep.io import PHASE_KEYS, atomic_write
 from lrsweep.metrics import LAZY_THRESHOLD
+from lrsweep.paths import SweepPaths
 
 __all__ = [
     "CONTOUR_STYLE",
@@ -55,8 +57,12 @@ __all__ = [
     "METRIC_STYLES",
     "AxisScale",
     "MetricStyle",
+    "arch_kind",
     "arch_label",
+    "boundary_legend",
+    "colorbar_log_ticks",
     "draw_boundary_markers",
+    "draw_cells",
     "draw_heatmap",
     "draw_threshold_contour",
     "facet_title",
@@ -67,7 +73,6 @@ __all__ = [
     "metric_style",
     "phase_heatmaps",
     "plot_sweep",
-    "read_table",
     "require_columns",
     "save_figure",
     "select_runs",
@@ -76,9 +81,10 @@ __all__ = [
 
 ARCH_KEYS = ("n_in", "width", "n_out")
 """Columns naming an architecture N_i–N_h–N_o (input side first)."""
-FACET_KEYS = ("solver", "n_in", "width", "n_out", "depth")
-"""Columns that split a sweep into separate panels."""
-PHASE_KEYS = (*FACET_KEYS, "lambda", "scale")
+_arch = iter(ARCH_KEYS)
+FACET_KEYS = tuple(next(_arch) if k in ARCH_KEYS else k for k in io.FACET_KEYS)
+"""Columns that split a sweep into separate panels: :data:`lrsweep.io.FACET_KEYS` with the
+architecture in :data:`ARCH_KEYS` order, the order panels are sorted in."""
 RUN_KEYS = ("sweep", "point_id", *FACET_KEYS, "lambda", "scale", "seed", "status")
 TRAJECTORY_COLUMNS = ("sweep", "point_id", "t", "loss", "kernel_distance", "singular_values")
 HEATMAP_METRICS = ("kernel_distance", "time_to_fit_90", "final_loss")
@@ -170,9 +176,9 @@ def figure_style() -> Iterator[None]:
         yield
 
 
-def new_figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float, *, layout: str = "constrained") -> Figure:
     """A pyplot-free Figure of ``width`` × ``height`` inches on an Agg canvas."""
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -279,16 +285,22 @@ def lambda_cmap() -> mcolors.Colormap:
     return mcolors.ListedColormap(base(np.linspace(0.1, 0.9, 256)), name="icefire_cut")
 
 
-def arch_label(n_in: int, width: int, n_out: int) -> str:
-    """'square 3–3–3' style name of an architecture N_i–N_h–N_o."""
-    shape = ""
+def arch_kind(n_in: int, width: int, n_out: int) -> str:
+    """'square' (N_i = N_h = N_o), 'funnel' (N_i > N_h = N_o), 'anti-funnel' (N_o > N_h = N_i)
+    or 'other'."""
     if n_in == width == n_out:
-        shape = "square "
-    elif n_in > width == n_out:
-        shape = "funnel "
-    elif n_out > width == n_in:
-        shape = "anti-funnel "
-    return f"{shape}{n_in}–{width}–{n_out}"
+        return "square"
+    if n_in > width == n_out:
+        return "funnel"
+    if n_out > width == n_in:
+        return "anti-funnel"
+    return "other"
+
+
+def arch_label(n_in: int, width: int, n_out: int) -> str:
+    """'square 3–3–3' style name of an architecture N_i–N_h–N_o (:func:`arch_kind`)."""
+    kind = arch_kind(n_in, width, n_out)
+    return f"{'' if kind == 'other' else kind + ' '}{n_in}–{width}–{n_out}"
 
 
 def facet_title(key: Mapping[str, object], show_solver: bool) -> str:
@@ -331,8 +343,8 @@ def _label_outer(axes: np.ndarray, present: np.ndarray, xlabel: str, ylabel: str
 
 
 def _grid(df: pd.DataFrame, column: str, lambdas, scales) -> np.ndarray:
-    """(n_scale, n_lambda) values of ``column``, NaN where the cell is absent."""
-    wide = df.pivot(index="scale", columns="lambda", values=column)
+    """(n_scale, n_lambda) values of ``column`` (mean per cell), NaN where a cell is absent."""
+    wide = df.pivot_table(index="scale", columns="lambda", values=column, aggfunc="mean")
     return wide.reindex(index=scales, columns=lambdas).to_numpy(dtype=float)
 
 
@@ -452,7 +464,6 @@ def phase_heatmaps(
     xscale, yscale = AxisScale.for_values(lambdas), AxisScale.for_values(scales)
     norm, extend = metric_norm(phase[column], style)
     cmap = sns.color_palette(style.cmap, as_cmap=True)
-    contour_col = f"{boundary_metric}_mean"
     groups = facets(phase)
     rows, cols = _facet_grid([k for k, _ in groups])
     show_solver = phase["solver"].nunique() > 1
@@ -463,8 +474,6 @@ def phase_heatmaps(
         xscale.apply(axes[0, 0], "x")
         yscale.apply(axes[0, 0], "y")
         present = np.zeros(axes.shape, bool)
-        x_edges = xscale.edges(axes[0, 0], "x", lambdas)
-        y_edges = yscale.edges(axes[0, 0], "y", scales)
         _single_value_ticks(axes[0, 0], lambdas, scales)
         drawn = {"contour": 0, "markers": 0, "nodata": False}
         mesh = None
@@ -472,9 +481,18 @@ def phase_heatmaps(
             i = rows.index((key["solver"], key["depth"]))
             j = cols.index(tuple(key[a] for a in ARCH_KEYS))
             ax, present[i, j] = axes[i, j], True
-            z = _grid(sub, column, lambdas, scales)
-            mesh = draw_heatmap(ax, z, x_edges, y_edges, norm=norm, cmap=cmap)
+            mesh, z, n_lines = draw_cells(
+                ax,
+                sub,
+                column,
+                (lambdas, scales),
+                (xscale, yscale),
+                norm=norm,
+                cmap=cmap,
+                contour=(f"{boundary_metric}_mean", threshold),
+            )
             drawn["nodata"] |= bool(np.isnan(z).any())
+            drawn["contour"] += n_lines
             if not np.isfinite(z).any():
                 ax.text(
                     0.5,
@@ -486,11 +504,6 @@ def phase_heatmaps(
                     fontsize=8,
                     zorder=5,
                 )
-            if contour_col in sub.columns:
-                zc = _grid(sub, contour_col, lambdas, scales)
-                drawn["contour"] += draw_threshold_contour(
-                    ax, zc, lambdas, scales, threshold, xscale, yscale
-                )
             if boundary is not None:
                 mask = np.logical_and.reduce([boundary[k] == v for k, v in key.items()])
                 drawn["markers"] += draw_boundary_markers(ax, boundary[mask])
@@ -500,10 +513,44 @@ def phase_heatmaps(
         _label_outer(axes, present, r"$\lambda$ (relative scale)", "scale (absolute scale)")
         cbar = fig.colorbar(mesh, ax=axes[present].tolist(), extend=extend, shrink=0.9)
         cbar.set_label(style.label)
-        _log_ticks(cbar.ax.yaxis, norm)
-        _heatmap_legend(fig, drawn, threshold, boundary_metric, style)
+        colorbar_log_ticks(cbar, norm)
+        boundary_legend(
+            fig,
+            threshold,
+            contour=bool(drawn["contour"]),
+            markers=bool(drawn["markers"]),
+            nodata=style.nan_label if drawn["nodata"] else None,
+            boundary_metric=boundary_metric,
+            handlelength=2.5,
+        )
         fig.suptitle(title or _heatmap_title(phase, style), fontsize=10)
     return fig
+
+
+def draw_cells(
+    ax: Axes,
+    cells: pd.DataFrame,
+    column: str,
+    grid: tuple[np.ndarray, np.ndarray],
+    scales: tuple[AxisScale, AxisScale],
+    *,
+    norm: mcolors.Normalize,
+    cmap: mcolors.Colormap,
+    contour: tuple[str, float] | None = None,
+) -> tuple[object, np.ndarray, int]:
+    """Heatmap of ``cells[column]`` on the (λ, scale) ``grid`` of cell centres and, with
+    ``contour = (column, level)``, that column's contour at ``level`` (if it has the column).
+
+    Returns the mesh (for a colour bar), the (n_scale, n_λ) values and the contour line count.
+    """
+    (lam, sc), (xs, ys) = grid, scales
+    z = _grid(cells, column, lam, sc)
+    mesh = draw_heatmap(ax, z, xs.edges(ax, "x", lam), ys.edges(ax, "y", sc), norm=norm, cmap=cmap)
+    lines = 0
+    if contour is not None and contour[0] in cells.columns:
+        zc = _grid(cells, contour[0], lam, sc)
+        lines = draw_threshold_contour(ax, zc, lam, sc, contour[1], xs, ys)
+    return mesh, z, lines
 
 
 def _single_value_ticks(ax: Axes, lambdas: np.ndarray, scales: np.ndarray) -> None:
@@ -514,10 +561,11 @@ def _single_value_ticks(ax: Axes, lambdas: np.ndarray, scales: np.ndarray) -> No
         ax.set_yticks(scales, [f"{scales[0]:g}"])
 
 
-def _log_ticks(axis, norm: mcolors.Normalize) -> None:
+def colorbar_log_ticks(cbar, norm: mcolors.Normalize) -> None:
     """Readable ticks on a log colour bar: 1-2-5 numbers under 3 decades, else decades only."""
     if not isinstance(norm, mcolors.LogNorm):
         return
+    axis = cbar.ax.xaxis if cbar.orientation == "horizontal" else cbar.ax.yaxis
     axis.set_minor_formatter(mticker.NullFormatter())
     if norm.vmax / norm.vmin < 1e3:
         axis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -533,20 +581,29 @@ def _heatmap_title(phase: pd.DataFrame, style: MetricStyle) -> str:
     return text[0].upper() + text[1:]
 
 
-def _heatmap_legend(
-    fig: Figure, drawn: dict, threshold: float, boundary_metric: str, style: MetricStyle
+def boundary_legend(
+    fig: Figure,
+    threshold: float,
+    *,
+    contour: bool = True,
+    markers: bool = True,
+    nodata: str | None = None,
+    boundary_metric: str = "kernel_distance",
+    **kwargs,
 ) -> None:
-    """Legend below the panels for the boundary contour, markers and no-data cells."""
+    """Legend below the panels for the boundary contour, its markers and no-data cells
+    (``nodata``: the label of the hatched cells, None for no entry); ``kwargs`` go to
+    :meth:`Figure.legend`."""
     name = "S(0, t_{\\max})" if boundary_metric == "kernel_distance" else boundary_metric
     handles = []
-    if drawn["contour"]:
+    if contour:
         handles.append(
             Line2D([], [], label=f"lazy/rich boundary ${name} = {threshold:g}$", **CONTOUR_STYLE)
         )
-    if drawn["markers"]:
+    if markers:
         handles.append(Line2D([], [], label="boundary crossings (boundary table)", **MARKER_STYLE))
-    if drawn["nodata"]:
-        handles.append(Patch(label=style.nan_label, **_NODATA_STYLE))
+    if nodata is not None:
+        handles.append(Patch(label=nodata, **_NODATA_STYLE))
     if handles:
         fig.legend(
             handles=handles,
@@ -554,7 +611,7 @@ def _heatmap_legend(
             ncols=min(len(handles), 3),
             frameon=False,
             fontsize=7,
-            handlelength=2.5,
+            **kwargs,
         )
 
 
@@ -739,15 +796,6 @@ def save_figure(
     return [atomic_write(stem.with_name(f"{stem.name}.{fmt}"), draw(fmt)) for fmt in formats]
 
 
-def read_table(path: Path, columns: Sequence[str], name: str) -> pd.DataFrame:
-    """Read one Parquet table and check it has ``columns``."""
-    if not path.is_file():
-        raise ValueError(f"`{name}` table not found: {path} does not exist; run the sweep first")
-    df = pd.read_parquet(path)
-    require_columns(df, columns, name)
-    return df
-
-
 def plot_sweep(
     sweep_dir: Path | str,
     out_dir: Path | str,
@@ -765,12 +813,11 @@ def plot_sweep(
     a missing one raises ValueError naming it.
     """
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
-    metric_cols = [f"{m}_mean" for m in HEATMAP_METRICS]
-    phase = read_table(sweep_dir / "phase.parquet", [*PHASE_KEYS, *metric_cols], "phase")
-    runs = read_table(sweep_dir / "runs.parquet", RUN_KEYS, "runs")
-    traj = read_table(sweep_dir / "trajectories.parquet", TRAJECTORY_COLUMNS, "trajectories")
-    bpath = sweep_dir / "boundary.parquet"
-    boundary = read_table(bpath, [*FACET_KEYS, "scale"], "boundary") if bpath.is_file() else None
+    phase = results.load_phase(sweep_dir)
+    runs = results.load_runs(sweep_dir)
+    traj = results.load_trajectories(sweep_dir, join=False)
+    has_boundary = SweepPaths.of(sweep_dir).boundary.is_file()
+    boundary = results.load_boundary(sweep_dir) if has_boundary else None
     threshold = LAZY_THRESHOLD if threshold is None else float(threshold)
     figures = {
         f"phase_{m}": (phase_heatmaps, (phase, m), {"boundary": boundary}) for m in HEATMAP_METRICS

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from matplotlib.figure import Figure
 
-from lrsweep import plots
+from lrsweep import io, plots
+from lrsweep.paths import SweepPaths
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 SQUARE, FUNNEL = (3, 3, 3), (6, 3, 3)  # (n_in, width, n_out)
@@ -116,16 +120,27 @@ def tables():
 
 @pytest.fixture(scope="module")
 def sweep_dir(tmp_path_factory, tables):
-    d = tmp_path_factory.mktemp("sweep")
+    """The tables written as the pipeline writes them (lrsweep.io schemas, paths layout)."""
+    paths = SweepPaths("demo", tmp_path_factory.mktemp("results"))
     runs, phase, traj = tables
-    runs.to_parquet(d / "runs.parquet")
-    phase.to_parquet(d / "phase.parquet")
-    traj.to_parquet(d / "trajectories.parquet")
-    boundary = dict(solver=["exact"], n_in=[3], n_out=[3], width=[3], depth=[2], scale=[1.0])
-    pd.DataFrame({**boundary, "lambda_neg": [-0.3], "lambda_pos": [0.3]}).to_parquet(
-        d / "boundary.parquet"
+    phase = phase.assign(sweep="demo", n_fit=phase["n_seeds"])
+    boundary = dict(sweep=["demo"], solver=["exact"], n_in=[3], n_out=[3], width=[3], depth=[2])
+    boundary = pd.DataFrame(
+        {**boundary, "scale": [1.0], "threshold": [0.01], "lambda_neg": [-0.3], "lambda_pos": [0.3]}
     )
-    return d
+    for table, df, schema in (
+        ("runs", runs, io.RUNS_SCHEMA),
+        ("phase", phase, io.PHASE_SCHEMA),
+        ("trajectories", traj, io.TRAJECTORIES_SCHEMA),
+        ("boundary", boundary, io.BOUNDARY_SCHEMA),
+    ):
+        # columns the figures do not read are filled in (NaN, 0 or "")
+        fill = {pa.types.is_floating: np.nan, pa.types.is_integer: 0, pa.types.is_string: ""}
+        for f in schema:
+            if f.name not in df.columns:
+                df = df.assign(**{f.name: next(v for t, v in fill.items() if t(f.type))})
+        io.write_table(pa.Table.from_pandas(df, preserve_index=False), paths.table(table), schema)
+    return paths.dir
 
 
 def colorbar_labels(fig: Figure) -> list[str]:
@@ -336,18 +351,18 @@ def test_plot_sweep_writes_valid_png_and_pdf(sweep_dir, tmp_path):
 def test_plot_sweep_missing_column_named(sweep_dir, tmp_path, table, column):
     d = tmp_path / "sweep"
     d.mkdir()
-    for f in sweep_dir.iterdir():
-        df = pd.read_parquet(f)
+    for f in sweep_dir.glob("*.parquet"):
         if f.stem == table:
-            df = df.drop(columns=column)
-        df.to_parquet(d / f.name)
-    with pytest.raises(ValueError, match=rf"`{table}` table is missing column\(s\) \['{column}'\]"):
+            pd.read_parquet(f).drop(columns=column).to_parquet(d / f.name)
+        else:
+            shutil.copy(f, d / f.name)
+    with pytest.raises(ValueError, match=rf"{table}.parquet` does not have the expected schema"):
         plots.plot_sweep(d, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # checked before any drawing
 
 
 def test_plot_sweep_missing_table_named(tmp_path):
-    with pytest.raises(ValueError, match=r"`phase` table not found: .*phase.parquet"):
+    with pytest.raises(ValueError, match=r"table `.*phase.parquet` does not exist"):
         plots.plot_sweep(tmp_path, tmp_path / "out")
 
 
@@ -381,3 +396,34 @@ def test_default_threshold_is_the_metrics_one(tables):
     fig = plots.phase_heatmaps(phase, "kernel_distance")
     labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert any(f"= {LAZY_THRESHOLD:g}$" in s for s in labels)
+
+
+def test_keys_and_architectures_come_from_io():
+    from lrsweep import io
+
+    assert sorted(plots.FACET_KEYS) == sorted(io.FACET_KEYS)
+    assert plots.FACET_KEYS == ("solver", "n_in", "width", "n_out", "depth")  # panel order
+    kinds = [plots.arch_kind(*a) for a in ((4, 4, 4), (8, 4, 4), (4, 4, 8), (8, 4, 8))]
+    assert kinds == ["square", "funnel", "anti-funnel", "other"]
+    assert plots.arch_label(8, 4, 8) == "8–4–8" and plots.arch_label(8, 4, 4) == "funnel 8–4–4"
+
+
+def test_draw_cells_averages_duplicate_cells_and_counts_contours(tables):
+    _, phase, _ = tables
+    sub = phase[(phase["n_in"] == 3) & (phase["depth"] == 2)]
+    lam, sc = np.sort(sub["lambda"].unique()), np.sort(sub["scale"].unique())
+    fig = Figure()
+    ax = fig.add_subplot()
+    scales = (plots.AxisScale.for_values(lam), plots.AxisScale.for_values(sc))
+    scales[0].apply(ax, "x")
+    scales[1].apply(ax, "y")
+    twice = pd.concat([sub, sub.assign(kernel_distance_mean=3 * sub["kernel_distance_mean"])])
+    style = plots.metric_style("kernel_distance")
+    norm, _ = plots.metric_norm(twice["kernel_distance_mean"], style)
+    _, z, lines = plots.draw_cells(
+        ax, twice, "kernel_distance_mean", (lam, sc), scales, norm=norm, cmap=style.cmap,
+        contour=("kernel_distance_mean", 0.05),
+    )  # fmt: skip
+    wide = sub.pivot(index="scale", columns="lambda", values="kernel_distance_mean")
+    np.testing.assert_allclose(z, 2 * wide.reindex(index=sc, columns=lam).to_numpy())
+    assert z.shape == (sc.size, lam.size) and lines >= 1

@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 import lrsweep
 from lrsweep.grid import ConfigError, plan, validate_config
-from lrsweep.paths import TABLES, SweepPaths
+from lrsweep.paths import SUMMARY, TABLES, FigurePaths, SweepPaths
 from lrsweep.solve import code_fingerprint
 
 try:
@@ -83,9 +83,8 @@ def get_final_output():
         if plots_enabled():
             targets.append(str(paths.plots))
     if plots_enabled() and SETTINGS["paper"]:
-        targets.append(
-            "results/summary.png"
-        )  # the paper's figures on one page (paper.smk)
+        # the paper's figures on one page (paper.smk)
+        targets.append(str(FigurePaths(SUMMARY).png))
     return targets
 
 

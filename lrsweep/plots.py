@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import contourpy
@@ -44,6 +44,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from lrsweep import io, results
 from lrsweep.io import PHASE_KEYS, atomic_write
+from lrsweep.measures import PlotStyle, measures
 from lrsweep.metrics import LAZY_THRESHOLD
 from lrsweep.paths import SweepPaths
 
@@ -54,9 +55,7 @@ __all__ = [
     "new_figure",
     "ARCH_KEYS",
     "FACET_KEYS",
-    "METRIC_STYLES",
     "AxisScale",
-    "MetricStyle",
     "arch_kind",
     "arch_label",
     "boundary_legend",
@@ -111,46 +110,6 @@ MARKER_STYLE = {
     "markeredgecolor": "black",
     "linestyle": "none",
 }
-
-
-@dataclass(frozen=True)
-class MetricStyle:
-    """How a metric is drawn: colour-bar label (with units), colormap, colour scale.
-
-    ``log`` metrics get a LogNorm spanning at most ``decades`` below their maximum; smaller
-    (and non-positive) values take the lowest colour and the colour bar is extended.
-    """
-
-    label: str
-    cmap: str
-    log: bool = False
-    decades: float = LOG_DECADES
-    zero_based: bool = False
-    nan_label: str = NODATA_LABEL
-
-
-METRIC_STYLES: dict[str, MetricStyle] = {
-    "kernel_distance": MetricStyle(
-        r"kernel distance $S(0, t_{\max})$", "viridis", log=True, decades=4
-    ),
-    "kernel_distance_max": MetricStyle(
-        r"max kernel distance $\max_t S(0, t)$", "viridis", log=True, decades=4
-    ),
-    "ntk_change": MetricStyle(
-        r"NTK change $\|K_T - K_0\| / \|K_0\|$", "viridis", log=True, decades=4
-    ),
-    "final_loss": MetricStyle(r"final loss $\mathcal{L}(t_{\max})$", "cividis", log=True),
-    **{
-        f"time_to_fit_{p}": MetricStyle(
-            f"time to {p}% of loss decrease ($t/\\tau$)",
-            "magma",
-            log=True,
-            nan_label=f"not reached by $t_{{\\max}}$ / {NODATA_LABEL}",
-        )
-        for p in (50, 90, 99)
-    },
-}
-"""Drawing style per metric; other metrics get a linear viridis scale and their name."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -243,12 +202,15 @@ class AxisScale:
         return tr.transform(np.asarray(values, float).reshape(-1, 1)).ravel()
 
 
-def metric_style(metric: str) -> MetricStyle:
-    """Style of ``metric`` (a default linear style for metrics not in METRIC_STYLES)."""
-    return METRIC_STYLES.get(metric, MetricStyle(metric.replace("_", " "), "viridis"))
+def metric_style(metric: str) -> PlotStyle:
+    """How ``metric`` is drawn: its style in the measure registry (:mod:`lrsweep.measures`),
+    else a linear viridis scale labelled with its name; a missing value means no data."""
+    style = next((m.style for m in measures() if m.name == metric and m.style), None)
+    style = style or PlotStyle(metric.replace("_", " "))
+    return style if style.nan_label else replace(style, nan_label=NODATA_LABEL)
 
 
-def metric_norm(values, style: MetricStyle) -> tuple[mcolors.Normalize, str]:
+def metric_norm(values, style: PlotStyle) -> tuple[mcolors.Normalize, str]:
     """Colour normalisation shared by all panels, and the colour bar's ``extend``."""
     v = _finite(values)
     if style.log:
@@ -261,7 +223,7 @@ def metric_norm(values, style: MetricStyle) -> tuple[mcolors.Normalize, str]:
         return mcolors.LogNorm(vmin, vmax), "min" if v.min() < vmin else "neither"
     if v.size == 0:
         return mcolors.Normalize(0.0, 1.0), "neither"
-    vmin = 0.0 if style.zero_based and v.min() >= 0 else float(v.min())
+    vmin = float(v.min())
     vmax = float(v.max())
     if vmax <= vmin:
         vmax = vmin + (abs(vmin) if vmin != 0 else 1.0)
@@ -572,7 +534,7 @@ def colorbar_log_ticks(cbar, norm: mcolors.Normalize) -> None:
         axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:g}"))
 
 
-def _heatmap_title(phase: pd.DataFrame, style: MetricStyle) -> str:
+def _heatmap_title(phase: pd.DataFrame, style: PlotStyle) -> str:
     text = style.label.split(" (")[0].split(" $")[0]
     if "n_seeds" in phase.columns and phase["n_seeds"].notna().any():
         lo, hi = int(phase["n_seeds"].min()), int(phase["n_seeds"].max())

@@ -165,9 +165,9 @@ def test_phase_heatmap_axes_scales_and_colourbar(tables, metric):
         assert ax.get_xscale() == "symlog" and ax.get_yscale() == "log"
     assert axes[0].get_xlabel() == r"$\lambda$ (relative scale)"
     assert axes[0].get_ylabel() == "scale (absolute scale)"
-    assert colorbar_labels(fig) == [plots.METRIC_STYLES[metric].label]
+    assert colorbar_labels(fig) == [plots.metric_style(metric).label]
     cbar = next(ax for ax in fig.axes if hasattr(ax, "_colorbar"))._colorbar
-    assert isinstance(cbar.norm, plots.mcolors.LogNorm) == plots.METRIC_STYLES[metric].log
+    assert isinstance(cbar.norm, plots.mcolors.LogNorm) == plots.metric_style(metric).log
     assert "mean over 2 seeds" in fig.get_suptitle()
 
 
@@ -257,7 +257,7 @@ def test_all_nan_metric_is_annotated(tables):
     fig = plots.phase_heatmaps(phase, "time_to_fit_90")
     texts = [t.get_text() for ax in heatmap_axes(fig) for t in ax.texts]
     assert texts == ["no finite values"] * 2
-    assert colorbar_labels(fig) == [plots.METRIC_STYLES["time_to_fit_90"].label]
+    assert colorbar_labels(fig) == [plots.metric_style("time_to_fit_90").label]
 
 
 def test_phase_missing_column_raises(tables):

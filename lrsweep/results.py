@@ -350,7 +350,8 @@ def aggregate(
 
 
 def sweep_status(sweep_dir: str | Path, *, allow_failures: bool = False) -> str:
-    """One line on how a sweep went: points by status and regime, the commonest failures.
+    """One line on how a sweep went: points by status and regime, the commonest failures
+    (skipped points are inadmissible by plan; their reasons are in the runs table).
 
     Raises
     ------
@@ -369,12 +370,11 @@ def sweep_status(sweep_dir: str | Path, *, allow_failures: bool = False) -> str:
     ]
     if n_ok:
         parts.append("regime: " + ", ".join(f"{k} {int(v)}" for k, v in regimes.items()))
-    for kind in ("failed", "skipped"):
-        reasons = runs.loc[runs["status"] == kind, "reason"].value_counts()
-        if len(reasons):
-            top = "; ".join(f"{int(n)} x {r}" for r, n in reasons.head(3).items())
-            more = f"; and {len(reasons) - 3} other reason(s)" if len(reasons) > 3 else ""
-            parts.append(f"{kind}: {top}{more}")
+    reasons = runs.loc[runs["status"] == "failed", "reason"].value_counts()
+    if len(reasons):
+        top = "; ".join(f"{int(n)} x {r}" for r, n in reasons.head(3).items())
+        more = f"; and {len(reasons) - 3} other reason(s)" if len(reasons) > 3 else ""
+        parts.append(f"failed: {top}{more}")
     line = " | ".join(parts)
     if n_ok == 0 and not allow_failures:
         raise ValueError(

@@ -111,9 +111,9 @@ class Solver:
     shard_size: int
 
 
-#: Largest magnitude the solvers accept for the weight scale (‖W_l‖_F² + ‖W_{l+1}‖_F²), |λ| and
-#: the task's singular values: losses and NTK inner products are squares of it (× N²), and
-#: float64 ends at 1.8e308.
+#: Largest magnitude the solvers accept for the weight scale w = ‖W_l‖_F² + ‖W_{l+1}‖_F² (which
+#: bounds |λ|·N_l) and the task's singular values: losses and NTK inner products are squares
+#: of it (× N²), and float64 ends at 1.8e308.
 MAGNITUDE_MAX = 1e100
 #: Smallest non-zero weight scale accepted: the exact solver's elimination forms the inverse
 #: square of it, which must stay below float64's 1.8e308.
@@ -161,7 +161,6 @@ def domain_violations(
     checks = [
         (scale > MAGNITUDE_MAX, "weight scale ‖W_l‖²+‖W_(l+1)‖² = {s:.3g} is above {hi:g}"),
         ((scale > 0) & (scale < WEIGHT_SCALE_MIN), "weight scale {s:.3g} is below {lo_w:g}"),
-        (lam > MAGNITUDE_MAX, "|lambda| = {l:.3g} is above {hi:g}"),
         (task > MAGNITUDE_MAX, "the task's largest singular value {k:.3g} is above {hi:g}"),
         (task < TASK_SCALE_MIN, "the task's largest singular value {k:.3g} is below {lo_t:g}"),
     ]

@@ -146,7 +146,7 @@ def phase_schema() -> pa.Schema:
             ("solver", _str),
             *[p for p in PARAMETERS if p[0] != "seed"],
             ("n_seeds", _i64),  # runs with status ok in the cell
-            ("n_fit", _i64),  # of those, runs that fit by t_max (regime not stalled)
+            ("n_fit", _i64),  # of those, runs that fit by t_max (lazy, rich, undefined)
             *[(c, _i64) for c in regime_counts()],
             *[(f"{m}_{s}", _f64) for m in phase_metrics() for s in ("mean", "std")],
         ]

@@ -935,9 +935,10 @@ def fit_fraction(initial_loss: object, final_loss: object, lowest_loss: object =
 
 
 #: A run has *fit* once its loss has made this fraction of its reachable decrease
-#: (:func:`fit_fraction`); runs that have not by t_max are ``stalled``. 0.9 is the level of
-#: ``time_to_fit_90``, so a run is fit exactly when it has a finite ``time_to_fit_90``.
-FIT_FRACTION = 0.9
+#: (:func:`fit_fraction`); runs that have not by t_max are ``stalled``. It is the level of
+#: ``time_to_fit_99``: by then S(0, t) is close to its final value, while a λ = 0 run caught
+#: on a saddle (one mode never learnt, e.g. 98.4 % of the decrease made) is not called fit.
+FIT_FRACTION = 0.99
 
 #: The values of the ``regime`` label of an ok run, in order of precedence (docs/pipeline.md).
 REGIMES: dict[str, str] = {

@@ -71,6 +71,47 @@ def test_solve_errors_are_one_line(capsys):
     assert code == 1 and err == "Error: `--n-hidden` = 0: values must be >= 1 (got 0)\n"
     code, _, err = run(capsys, "solve", "--depth", "3", "--solver", "exact")
     assert code == 1 and "solver 'exact' needs depth 2" in err
+    # out-of-range integers: one line, not an OverflowError traceback
+    code, _, err = run(capsys, "solve", "--seed", "100000000000000000000")
+    assert code == 1 and err == (
+        "Error: `--seed` = 100000000000000000000: values must be <= 9223372036854775807 "
+        "(got 100000000000000000000)\n"
+    )
+    code, _, err = run(capsys, "solve", "--n-hidden", str(10**20))
+    assert code == 1 and err.startswith("Error: `--n-hidden` = 100000000000000000000: values")
+
+
+def test_solve_refuses_an_output_in_a_missing_directory(capsys, tmp_path):
+    target = tmp_path / "missing" / "dir" / "x.parquet"
+    code, out, err = run(capsys, "solve", "--out", str(target))
+    assert code == 1 and out == "" and not (tmp_path / "missing").exists()
+    assert err == (
+        f"Error: `--out` {target}: directory {target.parent} does not exist; create it first\n"
+    )
+
+
+def test_solve_reports_what_float64_cannot_do(capsys):
+    # the exact solver carries λ exactly: the same S(0, t_max) at a scale where the weights
+    # cannot hold λ = 2 any more (theory §7) ...
+    base = ["solve", "--lam", "2", "--t-max", "20"]
+    code, small, _ = run(capsys, *base, "--scale", "0.1")
+    code, huge, _ = run(capsys, *base, "--scale", "1e20")
+    assert code == 0
+
+    def value(out, label):
+        return float(next(ln for ln in out.splitlines() if label in ln).split()[-1])
+
+    assert value(huge, "kernel distance S(0, t_max)") == pytest.approx(
+        value(small, "kernel distance S(0, t_max)"), rel=1e-8
+    )
+    # ... which the simulators refuse, and beyond float64's range nobody computes
+    code, _, err = run(capsys, *base, "--scale", "1e20", "--solver", "flow")
+    assert code == 1 and "lambda is not resolved by float64 weights at this scale" in err
+    code, _, err = run(capsys, "solve", "--lam", "0", "--scale", "1e150")
+    assert code == 1 and "weight scale ‖W_l‖²+‖W_(l+1)‖² = 8e+150 is above 1e+100" in err
+    # a run that did not learn is stalled, not lazy
+    code, out, _ = run(capsys, "solve", "--lam", "0", "--scale", "0")
+    assert code == 0 and out.rstrip().endswith("regime                         stalled")
 
 
 @pytest.fixture
@@ -110,6 +151,31 @@ def test_run_shard_aggregate_show(capsys, project):
     assert code == 1 and err.startswith("Error: table `results/none/runs.parquet` does not exist")
     code, _, err = run(capsys, "run-shard", "--sweep", "nope")
     assert code == 1 and "no sweep named ['nope']" in err
+    code, out, _ = run(capsys, "status", "results/tiny", "--out", "status.txt")
+    assert code == 0 and out.startswith("sweep `tiny`: 12 points: ok 8, failed 0, skipped 4")
+    assert (project / "status.txt").read_text() == out
+
+
+def test_status_fails_a_sweep_without_ok_points(capsys, project):
+    cfg = {"sweeps": {"tiny": {"grid": {"lambda": [1.0], "width": [8]}}}}  # all inadmissible
+    (project / "config.yaml").write_text(yaml.safe_dump(cfg))
+    run(capsys, "run-shard", "--sweep", "tiny", "--all")
+    assert run(capsys, "aggregate", "--sweep", "tiny")[0] == 0
+    code, _, err = run(capsys, "status", "results/tiny")
+    assert code == 1 and err.count("\n") == 1
+    assert "ok 0, failed 0, skipped 1" in err and "set `allow_failures: true`" in err
+    code, out, _ = run(capsys, "status", "results/tiny", "--allow-failures")
+    assert code == 0 and "ok 0" in out
+
+
+def test_check_config_names_the_sweeps_run_leaves_out(capsys, project):
+    cfg = yaml.safe_load((project / "config.yaml").read_text())
+    cfg["sweeps"]["other"] = {"grid": {"lambda": [0.0]}}
+    cfg["run"] = ["other"]
+    (project / "config.yaml").write_text(yaml.safe_dump(cfg))
+    code, out, _ = run(capsys, "check-config")
+    assert code == 0 and "sweep `tiny`" not in out and "sweep `other`" in out
+    assert out.rstrip().endswith("OK (1 sweep(s) to run; not run (config key `run`): tiny)")
 
 
 def test_plot(capsys, project):

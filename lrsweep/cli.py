@@ -160,9 +160,7 @@ def _parser() -> argparse.ArgumentParser:
         "lrsweep status results/phase",
     )
     st.add_argument("sweep_dir", type=Path, help="results/<sweep>")
-    st.add_argument(
-        "--allow-failures", action="store_true", help="exit 0 even if no point is ok"
-    )
+    st.add_argument("--allow-failures", action="store_true", help="exit 0 even if no point is ok")
     st.add_argument("--out", type=Path, help="also write the line to this file")
 
     o = add(

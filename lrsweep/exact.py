@@ -13,7 +13,9 @@ Evaluated literally this overflows once |μ|t ≳ 355 and loses accuracy long be
 evaluated in the eigenbasis of F (known in closed form from the task SVD, §3.1) through a
 *graded elimination*: Y = e^{μt}·P (P = OᵀQ0) is factored by Gaussian elimination with
 partial pivoting on the magnitudes of Y, computed in the log domain, and every exponential is
-combined into a single factor with a non-positive exponent. The same path covers
+combined into one factor whose product with its multiplier is bounded by 1 (theory §3.3: an
+exponent is positive only where the elimination multiplier is correspondingly small, so
+nothing overflows). The same path covers
 N_h = min(N_i, N_o) and N_h > min(N_i, N_o), equal and unequal N_i, N_o, λ of either sign or
 zero, and the singular-B (saddle) case.
 
@@ -110,7 +112,7 @@ def _graded_riccati(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Factors of M = Y (I + Pᵀ D P)⁻¹ Yᵀ, Y = diag(e^{μt}) P, D = diag(∫₀ᵗ e^{2μu} du).
 
-    Returns Λ and K with M = Λ K⁻¹ Λᵀ, every entry formed from non-positive exponents.
+    Returns Λ and K with M = Λ K⁻¹ Λᵀ, every entry bounded (|Λ| ≤ 1, theory §3.3).
 
     Parameters
     ----------
@@ -133,7 +135,8 @@ def _graded_riccati(
     Elimination P = L U chooses pivots by |Y| (partial pivoting on Y, so |L_ik| e^{μ_i t}
     ≤ e^{μ_π t}). With T = U⁻¹ diag(e^{−c}), c_k = max(μ_{π_k} t, 0):
     Λ = Y T = L ∘ e^{μ_i t − c_k} (|Λ| ≤ 1), R = L ∘ e^{max(μ_i,0) t − c_k},
-    TᵀKT = TᵀT + Rᵀ diag(phi) R, and M = Λ (TᵀKT)⁻¹ Λᵀ — all exponents non-positive.
+    TᵀKT = TᵀT + Rᵀ diag(phi) R, and M = Λ (TᵀKT)⁻¹ Λᵀ. An exponent μ_i t − c_k is positive
+    only where |L_ik| is correspondingly small, so every product stays bounded.
     """
     N, n, h = P.shape
     rows = np.arange(N)

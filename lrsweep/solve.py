@@ -56,6 +56,7 @@ SCIENCE_MODULES = (
     "exact",
     "simulate",
     "metrics",
+    "fitting",
     "grid",
     "io",
     "spec",

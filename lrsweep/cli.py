@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lrsweep.paths import TABLES, SweepPaths
@@ -325,30 +325,27 @@ def _aggregate(args: argparse.Namespace) -> None:
 def _show(args: argparse.Namespace) -> None:
     from lrsweep import results
 
-    if args.out is not None:
-        _check_out(args.out, "--out")
-    text = results.describe(args.sweep_dir, metric=args.metric)
-    print(text)
-    if args.out is not None:
-        _write_text(args.out, text + "\n")
+    _print_text(lambda: results.describe(args.sweep_dir, metric=args.metric), args.out)
 
 
 def _status(args: argparse.Namespace) -> None:
     from lrsweep import results
 
-    if args.out is not None:
-        _check_out(args.out, "--out")
-    line = results.sweep_status(args.sweep_dir, allow_failures=args.allow_failures)
-    print(line)
-    if args.out is not None:
-        _write_text(args.out, line + "\n")
+    _print_text(
+        lambda: results.sweep_status(args.sweep_dir, allow_failures=args.allow_failures), args.out
+    )
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (a reader never sees half of it)."""
+def _print_text(make: Callable[[], str], out: Path | None) -> None:
+    """Print ``make()`` and, with ``--out``, also write it atomically (checked before ``make``)."""
     from lrsweep.io import atomic_write
 
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    if out is not None:
+        _check_out(out, "--out")
+    text = make()
+    print(text)
+    if out is not None:
+        atomic_write(out, lambda tmp: tmp.write_text(text + "\n", encoding="utf-8"))
 
 
 def _plot(args: argparse.Namespace) -> None:

@@ -155,7 +155,7 @@ def run_naive(cfg: dict, work: Path, dry: bool = False) -> float:
 
     p = plan({**cfg, "sweeps": {"bench": {**cfg["sweeps"]["bench"], "shard_size": 1}}})["bench"]
     specs = {
-        str(p.points["point_id"][p.shard_rows(s)[0]]): p.shard_spec(s).to_params()
+        str(p.shard_spec(s).points["point_id"][0]): p.shard_spec(s).to_params()
         for s in p.shards
     }
     work.mkdir(parents=True)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lrsweep.paths import TABLES, SweepPaths
+from lrsweep.paths import SweepPaths
 
 __all__ = ["main"]
 
@@ -223,7 +223,7 @@ def _solve(args: argparse.Namespace) -> None:
             msg = msg.replace(f"config key `sweeps.cli.{key}`", f"`{opt}`")
         raise ValueError(msg) from None
     if p.n_skipped:
-        raise ValueError(f"inadmissible run: {p.points['reason'][0]}")
+        raise ValueError(f"inadmissible run: {next(p.skipped_columns())['reason'][0]}")
     runs, traj = solve.solve_points(p.shard_spec(p.shards[0]))
     row = runs.to_pylist()[0]
     if row["status"] != "ok":
@@ -309,17 +309,9 @@ def _run_shard(args: argparse.Namespace) -> None:
 
 
 def _aggregate(args: argparse.Namespace) -> None:
-    from lrsweep import results
+    from lrsweep.merge import merge_sweep
 
-    p = _load_plan(args.config, args.sweep)
-    paths = SweepPaths(args.sweep, args.results)
-    results.aggregate(
-        p.name,
-        p.settings,
-        [paths.shard_runs(s) for s in p.shards],
-        [paths.shard_trajectories(s) for s in p.shards],
-        **{table: paths.table(table) for table in TABLES},
-    )
+    merge_sweep(_load_plan(args.config, args.sweep), SweepPaths(args.sweep, args.results))
 
 
 def _show(args: argparse.Namespace) -> None:

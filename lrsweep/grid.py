@@ -26,8 +26,8 @@ import copy
 import functools
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ import numpy as np
 import yaml
 
 from lrsweep.dynamics import SOLVERS
-from lrsweep.spec import POINT_COLUMNS, InitSpec, Shape, ShardSpec, TaskSpec, TimeSpec
+from lrsweep.spec import InitSpec, PointGrid, Shape, ShardSpec, TaskSpec, TimeSpec
 
 __all__ = [
     "AXES",
@@ -409,8 +409,39 @@ def _shard_name(solver: str, shape: tuple[int, ...], ids: np.ndarray) -> str:
 
 
 @dataclass(frozen=True)
+class ShapeGroup:
+    """The points of one architecture: the admissible ones cut into shards, the rest skipped.
+
+    Admissibility depends on the architecture and the sign of λ only, so both parts are
+    products λ × scale × seed (:class:`~lrsweep.spec.PointGrid`) over complementary λ sets.
+
+    Attributes
+    ----------
+    shape : Shape
+    points : PointGrid
+        The admissible points, in plan order.
+    shards : tuple of (str, int, int)
+        (name, start, stop): each shard is ``points``' points start … stop − 1.
+    skipped : PointGrid
+        The inadmissible points (no λ if none).
+    reasons, categories : tuple of str
+        Why, and the kind of inadmissibility (for summaries), one per λ of ``skipped``.
+    """
+
+    shape: Shape
+    points: PointGrid
+    shards: tuple[tuple[str, int, int], ...]
+    skipped: PointGrid
+    reasons: tuple[str, ...]
+    categories: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SweepPlan:
-    """Every point of one sweep with its status, and the shards of the runnable ones.
+    """The points of one sweep, by architecture, and the shards of the admissible ones.
+
+    Compact: a plan of 10⁷ points holds its axes and the shards' index ranges, not the points;
+    :attr:`points` materialises the columns on demand (for small sweeps and tests).
 
     Attributes
     ----------
@@ -418,47 +449,50 @@ class SweepPlan:
         Sweep name (``results/<name>/``).
     settings : dict
         The validated sweep config (defaults filled).
-    points : dict of ndarray
-        Columns, in plan order: the :data:`AXES`, ``point_id`` (int64), ``status``
-        ('ok' or 'skipped'), ``reason`` ('' or why skipped) and ``shard`` ('' if skipped).
-    shards : tuple of str
-        Shard names, in plan order.
+    groups : tuple of ShapeGroup
+        One per architecture, in plan order.
     """
 
     name: str
     settings: dict
-    points: dict[str, np.ndarray]
-    shards: tuple[str, ...]
-    _rows: dict[str, np.ndarray] = field(repr=False, compare=False, default_factory=dict)
+    groups: tuple[ShapeGroup, ...]
+
+    @functools.cached_property
+    def _index(self) -> dict[str, tuple[ShapeGroup, int, int]]:
+        return {name: (g, lo, hi) for g in self.groups for name, lo, hi in g.shards}
+
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """Shard names, in plan order."""
+        return tuple(self._index)
 
     @property
     def n_points(self) -> int:
-        return int(self.points["point_id"].size)
+        return sum(g.points.size + g.skipped.size for g in self.groups)
 
     @property
     def n_skipped(self) -> int:
-        return int(np.count_nonzero(self.points["status"] == "skipped"))
-
-    def shard_rows(self, shard: str) -> np.ndarray:
-        """Indices (into :attr:`points`) of the points of ``shard``."""
-        try:
-            return self._rows[shard]
-        except KeyError:
-            raise ValueError(
-                f"sweep `{self.name}` has no shard {shard!r}; its shards are "
-                f"{list(self.shards)[:5]}{' ...' if len(self.shards) > 5 else ''}"
-            ) from None
+        return sum(g.skipped.size for g in self.groups)
 
     def shard_spec(self, shard: str) -> ShardSpec:
         """What one shard's job solves (:meth:`ShardSpec.to_params` is the Snakemake param).
 
         Holds only what changes the shard's results, so it doubles as its fingerprint:
-        solver, task, init, time grid, ``lr`` (gd only), the sweep seed, the shape and the
-        points (ids, λ, scale, seed).
+        solver, task, init, time grid, ``lr`` (gd only), the sweep seed, the shape, and the
+        shard's points as a range of the grid of the λ values it spans × scales × seeds.
         """
-        rows = self.shard_rows(shard)
+        try:
+            group, start, stop = self._index[shard]
+        except KeyError:
+            raise ValueError(
+                f"sweep `{self.name}` has no shard {shard!r}; its shards are "
+                f"{list(self.shards)[:5]}{' ...' if len(self.shards) > 5 else ''}"
+            ) from None
+        # only the λ values the shard spans: adding λ elsewhere leaves its params unchanged
+        block = len(group.points.scale) * len(group.points.seed)
+        lo, hi = start // block, (stop - 1) // block + 1
+        grid_ = PointGrid(group.points.lam[lo:hi], group.points.scale, group.points.seed)
         s = self.settings
-        first = rows[0]
         return ShardSpec(
             sweep=self.name,
             shard=shard,
@@ -467,23 +501,82 @@ class SweepPlan:
             init=InitSpec.from_settings(s["init"]),
             time=TimeSpec.from_settings(s["time"]),
             sweep_seed=int(s["seed"]),
-            shape=Shape(**{a: int(self.points[a][first]) for a in SHAPE_AXES}),
-            points={k: self.points[k][rows].tolist() for k in POINT_COLUMNS},
+            shape=group.shape,
+            grid=grid_,
+            start=start - lo * block,
+            stop=stop - lo * block,
             lr=float(s["lr"]) if s["solver"] == "gd" else None,
         )
 
-    def skipped(self) -> dict[str, np.ndarray]:
-        """The skipped points' columns (same keys as :attr:`points`)."""
-        mask = self.points["status"] == "skipped"
-        return {k: v[mask] for k, v in self.points.items()}
+    def skipped_columns(self) -> Iterator[dict[str, np.ndarray]]:
+        """Columns of the skipped points, one architecture at a time: the :data:`AXES`,
+        ``point_id`` and ``reason``."""
+        for g in self.groups:
+            if g.skipped.size:
+                cols = _columns(g.shape, g.skipped)
+                per_lam = g.skipped.size // len(g.skipped.lam)
+                cols["reason"] = np.repeat(np.asarray(g.reasons, dtype=object), per_lam)
+                yield cols
+
+    @functools.cached_property
+    def points(self) -> dict[str, np.ndarray]:
+        """Every point's columns in plan order (architecture, λ, scale, seed): the
+        :data:`AXES`, ``point_id``, ``status`` ('ok' / 'skipped'), ``reason``, ``category``
+        and ``shard`` ('' if skipped). Memory ∝ the number of points."""
+        parts = []
+        for g in self.groups:
+            for grid_, status in ((g.points, "ok"), (g.skipped, "skipped")):
+                if not grid_.size:
+                    continue
+                cols = _columns(g.shape, grid_)
+                n, per_lam = grid_.size, grid_.size // len(grid_.lam)
+                cols["status"] = np.full(n, status, dtype=object)
+                if status == "ok":
+                    cols["reason"] = np.full(n, "", dtype=object)
+                    cols["category"] = np.full(n, "", dtype=object)
+                    cols["shard"] = np.repeat(
+                        np.asarray([name for name, *_ in g.shards], dtype=object),
+                        [hi - lo for _, lo, hi in g.shards],
+                    )
+                else:
+                    cols["reason"] = np.repeat(np.asarray(g.reasons, dtype=object), per_lam)
+                    cols["category"] = np.repeat(np.asarray(g.categories, dtype=object), per_lam)
+                    cols["shard"] = np.full(n, "", dtype=object)
+                parts.append(cols)
+            # plan order: λ ascending within the architecture, ok and skipped interleaved
+            if g.skipped.size and g.points.size:
+                a, b = parts[-2], parts[-1]
+                order = np.lexsort(
+                    (
+                        np.arange(a["lambda"].size + b["lambda"].size),
+                        np.concatenate([a["lambda"], b["lambda"]]),
+                    )
+                )
+                parts[-2:] = [{k: np.concatenate([a[k], b[k]])[order] for k in a}]
+        if not parts:
+            return {}
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+    def values(self, axis: str) -> np.ndarray:
+        """The distinct values of a grid axis over the admissible points."""
+        if axis in SHAPE_AXES:
+            vals = [getattr(g.shape, axis) for g in self.groups if g.points.size]
+        else:
+            key = {"lambda": "lam"}.get(axis, axis)
+            vals = [v for g in self.groups if g.points.size for v in getattr(g.points, key)]
+        return np.unique(np.asarray(vals))
+
+    def shapes(self) -> list[Shape]:
+        """The architectures with admissible points."""
+        return [g.shape for g in self.groups if g.points.size]
 
     def summary(self) -> str:
         """One paragraph: points, shards, skipped points by reason."""
         n_ok = self.n_points - self.n_skipped
-        sizes = [len(r) for r in self._rows.values()]
+        sizes = [hi - lo for _, lo, hi in self._index.values()]
         size = f", {min(sizes)}-{max(sizes)} points each" if sizes else ""
-        counts = {a: np.unique(self.points[a]).size for a in AXES}
-        dims = " x ".join(f"{n} {a}" for a, n in counts.items() if n > 1)
+        axes = _axes(self.name, self.settings)
+        dims = " x ".join(f"{v.size} {a}" for a, v in axes.items() if v.size > 1)
         lines = [
             f"sweep `{self.name}` ({self.settings['solver']}): {self.n_points} points"
             f"{f' ({dims})' if dims else ''}, {n_ok} to solve in {len(self.shards)} shard(s){size}"
@@ -491,48 +584,61 @@ class SweepPlan:
         if self.settings.get("description"):
             lines.append(f"  {self.settings['description']}")
         if self.n_skipped:
-            counts = Counter(self.points["category"][self.points["status"] == "skipped"].tolist())
+            counts = Counter()
+            for g in self.groups:
+                for c in g.categories:
+                    counts[c] += g.skipped.size // len(g.skipped.lam)
             lines.append(
                 f"  {self.n_skipped} skipped (inadmissible): "
-                + "; ".join(f"{n} with {c}" for c, n in counts.most_common())
+                + "; ".join(f"{n} with {c}" for c, n in counts.most_common() if n)
             )
         return "\n".join(lines)
 
 
-def _inadmissible(solver: str, cols: Mapping[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """(reason, category) per point; '' where the point is admissible."""
-    from lrsweep.init import check_admissible_deep, layer_widths
+def _columns(shape: Shape, grid_: PointGrid) -> dict[str, np.ndarray]:
+    """The :data:`AXES` and ``point_id`` of every point of ``grid_`` for one architecture."""
+    cols = grid_.columns()
+    n = grid_.size
+    cols = {**{a: np.full(n, getattr(shape, a), dtype=np.int64) for a in SHAPE_AXES}, **cols}
+    cols["point_id"] = point_ids(cols)
+    return {**{a: cols[a] for a in AXES}, "point_id": cols["point_id"]}
 
-    n = cols["lambda"].size
-    reason = np.full(n, "", dtype=object)
-    category = np.full(n, "", dtype=object)
-    sign = np.sign(cols["lambda"]).astype(np.int64)
-    keys = np.stack([sign, cols["n_in"], cols["n_out"], cols["width"], cols["depth"]], axis=1)
-    uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
-    for k, (sgn, n_in, n_out, width, depth) in enumerate(uniq.tolist()):
-        rows = np.flatnonzero(inverse.ravel() == k)
-        max_depth = SOLVERS[solver].max_depth
-        if max_depth is not None and depth > max_depth:
-            reason[rows] = (
-                f"solver {solver!r} needs depth {max_depth} (got depth={depth}); "
-                "use solver flow or gd"
-            )
-            category[rows] = f"solver {solver} and depth > {max_depth}"
-            continue
+
+def _admissibility(solver: str, shape: Shape, lams: np.ndarray) -> tuple[np.ndarray, list, list]:
+    """(admissible mask over ``lams``, reasons and categories of the others) for one
+    architecture.
+
+    Admissibility depends on the sign of λ only; the reason of each inadmissible λ comes
+    from the single source of the rule, :func:`lrsweep.init.check_admissible_deep`.
+    """
+    from lrsweep.init import check_admissible_deep
+
+    max_depth = SOLVERS[solver].max_depth
+    if max_depth is not None and shape.depth > max_depth:
+        reason = (
+            f"solver {solver!r} needs depth {max_depth} (got depth={shape.depth}); "
+            "use solver flow or gd"
+        )
+        category = f"solver {solver} and depth > {max_depth}"
+        return np.zeros(lams.size, bool), [reason] * lams.size, [category] * lams.size
+    ok = np.ones(lams.size, bool)
+    reasons = {}
+    for sign in (-1.0, 1.0):
         try:
-            check_admissible_deep(float(sgn), layer_widths(n_in, width, n_out, depth=depth))
+            check_admissible_deep(sign, shape.widths)
         except ValueError:
-            # per-λ message from the single source of the rule
-            for lam in np.unique(cols["lambda"][rows]).tolist():
-                sub = rows[cols["lambda"][rows] == lam]
+            for i in np.flatnonzero(np.sign(lams) == sign).tolist():
                 try:
-                    check_admissible_deep(lam, layer_widths(n_in, width, n_out, depth=depth))
+                    check_admissible_deep(float(lams[i]), shape.widths)
                 except ValueError as exc:
-                    reason[sub] = str(exc)
-            category[rows] = (
-                "lambda > 0 and width > n_out" if sgn > 0 else ("lambda < 0 and width > n_in")
-            )
-    return reason, category
+                    ok[i] = False
+                    reasons[i] = str(exc)
+    order = sorted(reasons)  # λ ascending, as in the skipped grid
+    categories = [
+        "lambda > 0 and width > n_out" if lams[i] > 0 else "lambda < 0 and width > n_in"
+        for i in order
+    ]
+    return ok, [reasons[i] for i in order], categories
 
 
 def plan_sweep(name: str, sweep: Mapping) -> SweepPlan:
@@ -541,47 +647,58 @@ def plan_sweep(name: str, sweep: Mapping) -> SweepPlan:
     Raises
     ------
     ConfigError
-        If ``on_invalid`` is 'error' and some points are inadmissible.
+        If ``on_invalid`` is 'error' and some points are inadmissible, or the sweep has
+        more points than its ``max_points``.
     """
     axes = _axes(name, sweep)
-    mesh = np.meshgrid(*(axes[a] for a in AXES), indexing="ij")
-    cols: dict[str, np.ndarray] = {a: m.ravel() for a, m in zip(AXES, mesh, strict=True)}
-    cols["point_id"] = point_ids(cols)
-    if np.unique(cols["point_id"]).size != cols["point_id"].size:  # pragma: no cover
-        raise ConfigError(f"sweep `{name}`: point id collision; change `sweeps.{name}.seed`")
-    solver = sweep["solver"]
-    reason, category = _inadmissible(solver, cols)
-    bad = reason != ""
-    if bad.any() and sweep["on_invalid"] == "error":
-        first = np.flatnonzero(bad)[0]
-        point = {a: cols[a][first].item() for a in AXES}
+    n_total = int(np.prod([v.size for v in axes.values()], dtype=np.int64))
+    if n_total > sweep["max_points"]:
         raise ConfigError(
-            f"sweep `{name}`: {int(bad.sum())} of {bad.size} grid points are inadmissible, "
-            f"e.g. {point}: {reason[first]}. Remove them from `sweeps.{name}.grid` or set "
-            f"`sweeps.{name}.on_invalid: skip`"
+            f"sweep `{name}` has {n_total:,} grid points, more than "
+            f"`sweeps.{name}.max_points` = {sweep['max_points']:,} (a guard against a grid "
+            f"that is bigger than meant); shrink the grid or raise `sweeps.{name}.max_points`"
         )
-    cols["status"] = np.where(bad, "skipped", "ok").astype(object)
-    cols["reason"] = reason
-    cols["category"] = category
-    shard = np.full(bad.size, "", dtype=object)
-    target = sweep["shard_size"] or DEFAULT_SHARD_SIZE[solver]
-    rows_of: dict[str, np.ndarray] = {}
-    ok = np.flatnonzero(~bad)
-    if ok.size:
-        shape = np.stack([cols[a][ok] for a in SHAPE_AXES], axis=1)
-        # plan order is (shape, λ, scale, seed); a shape group is a contiguous run
-        change = np.flatnonzero(np.any(shape[1:] != shape[:-1], axis=1)) + 1
-        for group in np.split(ok, change):
-            key = tuple(int(cols[a][group[0]]) for a in SHAPE_AXES)
-            for start, stop in shard_bounds(cols["point_id"][group], target):
-                rows = group[start:stop]
-                label = _shard_name(solver, key, cols["point_id"][rows])
-                rows_of[label] = rows
-                shard[rows] = label
-    cols["shard"] = shard
-    return SweepPlan(
-        name=name, settings=dict(sweep), points=cols, shards=tuple(rows_of), _rows=rows_of
-    )
+    solver = sweep["solver"]
+    target = sweep["shard_size"] or SOLVERS[solver].shard_size
+    scale, seed = tuple(axes["scale"].tolist()), tuple(axes["seed"].tolist())
+    lam_axis = axes["lambda"]
+    shared: dict[tuple, tuple] = {}  # one λ tuple per admissible set, shared by the shards
+    groups = []
+    for n_in in axes["n_in"].tolist():
+        for n_out in axes["n_out"].tolist():
+            for width in axes["width"].tolist():
+                for depth in axes["depth"].tolist():
+                    shape = Shape(n_in, n_out, width, depth)
+                    ok, reasons, categories = _admissibility(solver, shape, lam_axis)
+                    if reasons and sweep["on_invalid"] == "error":
+                        raise ConfigError(
+                            f"sweep `{name}`: {int((~ok).sum()) * len(scale) * len(seed)} of "
+                            f"{n_total} grid points are inadmissible, e.g. "
+                            f"{dict(asdict(shape), **{'lambda': lam_axis[~ok][0].item()})}: "
+                            f"{reasons[0]}. Remove them from `sweeps.{name}.grid` or set "
+                            f"`sweeps.{name}.on_invalid: skip`"
+                        )
+                    lam_ok = tuple(lam_axis[ok].tolist())
+                    lam_ok = shared.setdefault(lam_ok, lam_ok)
+                    pts = PointGrid(lam_ok, scale, seed)
+                    shards = ()
+                    if pts.size:
+                        ids = _columns(shape, pts)["point_id"]
+                        shards = tuple(
+                            (_shard_name(solver, (n_in, n_out, width, depth), ids[lo:hi]), lo, hi)
+                            for lo, hi in shard_bounds(ids, target)
+                        )
+                    groups.append(
+                        ShapeGroup(
+                            shape=shape,
+                            points=pts,
+                            shards=shards,
+                            skipped=PointGrid(tuple(lam_axis[~ok].tolist()), scale, seed),
+                            reasons=tuple(reasons),
+                            categories=tuple(categories),
+                        )
+                    )
+    return SweepPlan(name=name, settings=dict(sweep), groups=tuple(groups))
 
 
 def plan(config: Mapping, sweeps: Iterable[str] | None = None) -> dict[str, SweepPlan]:

@@ -21,9 +21,10 @@ current ones:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,8 @@ import pyarrow.parquet as pq
 __all__ = [
     "BOUNDARY_SCHEMA",
     "FACET_KEYS",
+    "TRAJECTORY_INDEX_SCHEMA",
+    "table_writer",
     "PHASE_KEYS",
     "phase_metrics",
     "phase_schema",
@@ -153,6 +156,18 @@ def phase_schema() -> pa.Schema:
     )
 
 
+#: ``trajectories/_index.parquet``: the files of the trajectory dataset, written once every
+#: one of them has been checked against the plan (:func:`lrsweep.merge.merge_sweep`).
+TRAJECTORY_INDEX_SCHEMA = pa.schema(
+    [
+        ("shard", _str),
+        ("file", _str),  # name within the trajectories directory
+        ("n_points", _i64),  # ok points in it
+        ("n_rows", _i64),  # n_points x saved times
+        ("fingerprint", _str),  # of the shard's spec
+    ]
+)
+
 BOUNDARY_SCHEMA = pa.schema(
     [
         ("sweep", _str),
@@ -229,25 +244,75 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     return path
 
 
-def write_table(table: pa.Table, path: str | os.PathLike, schema: pa.Schema) -> Path:
-    """Write ``table`` (cast to ``schema``) to ``path`` atomically (:func:`atomic_write`)."""
-    if table.schema != schema:
+def write_table(
+    table: pa.Table,
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    *,
+    metadata: Mapping[bytes, bytes] | None = None,
+    row_group_size: int | None = None,
+) -> Path:
+    """Write ``table`` (cast to ``schema``) to ``path`` atomically (:func:`atomic_write`),
+    with extra schema ``metadata`` (e.g. a shard's fingerprint) and row groups of at most
+    ``row_group_size`` rows."""
+    if table.schema.remove_metadata() != schema:
         table = table.select(schema.names).cast(schema)
-    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    return atomic_write(
+        path,
+        lambda tmp: pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size),
+    )
 
 
-def read_table(path: str | os.PathLike, schema: pa.Schema) -> pa.Table:
-    """Read one Parquet file and check that it has ``schema`` (names and types)."""
+@contextlib.contextmanager
+def table_writer(
+    path: str | os.PathLike, schema: pa.Schema
+) -> Iterator[Callable[[pa.Table], None]]:
+    """Stream tables into one Parquet file, atomically: ``with table_writer(p, s) as write:``.
+
+    Each ``write(table)`` appends (cast to ``schema``) as its own row group(s); the file
+    appears under its name only when the block ends without an error (:func:`atomic_write`).
+    """
+    done = False
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+    try:
+
+        def write(table: pa.Table) -> None:
+            if table.schema.remove_metadata() != schema:
+                table = table.select(schema.names).cast(schema)
+            writer.write_table(table)
+
+        yield write
+        writer.close()
+        os.replace(tmp, path)
+        done = True
+    finally:
+        if not done:
+            writer.close()
+            tmp.unlink(missing_ok=True)
+
+
+def read_table(
+    path: str | os.PathLike, schema: pa.Schema, *, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """Read one Parquet file and check that it has ``schema`` (names and types); with
+    ``columns``, read only those (after checking the whole schema)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"table `{path}` does not exist; run the pipeline to create it")
-    table = pq.read_table(path)
-    if table.schema.remove_metadata() != schema:
+    got = pq.read_schema(path)
+    if got.remove_metadata() != schema:
         raise ValueError(
             f"table `{path}` does not have the expected schema; expected {schema.names}, "
-            f"got {table.schema.names}; rerun the step that writes it"
+            f"got {got.names}; rerun the step that writes it"
         )
-    return table.cast(schema)  # also restores the list item names Parquet renames
+    table = pq.read_table(path, columns=list(columns) if columns is not None else None)
+    # also restores the list item names Parquet renames
+    return table.cast(pa.schema([schema.field(n) for n in table.column_names]))
 
 
 def read_tables(paths: Sequence[str | os.PathLike], schema: pa.Schema) -> pa.Table:

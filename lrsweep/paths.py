@@ -7,13 +7,15 @@ wildcard as the name (``SweepPaths("{sweep}")``) the same object gives Snakemake
 Layout (``root`` is ``results`` by default)::
 
     <root>/<sweep>/runs.parquet            one row per grid point
-    <root>/<sweep>/trajectories.parquet    one row per (point, t)
+    <root>/<sweep>/trajectories/           one row per (point, t): a Parquet dataset, one
+                                           <shard>.parquet per solver job, and
+                                           _index.parquet listing the checked files
     <root>/<sweep>/phase.parquet           mean and spread over seeds per cell
     <root>/<sweep>/boundary.parquet        where the lazy/rich boundary lies
     <root>/<sweep>/summary.txt             ``lrsweep show``
     <root>/<sweep>/status.txt              ``lrsweep status``: point counts, failure reasons
     <root>/<sweep>/plots/                  figures
-    <root>/<sweep>/shards/<shard>.parquet  and <shard>.trajectories.parquet (solver jobs)
+    <root>/<sweep>/shards/<shard>.parquet  runs of a solver job (merged into runs.parquet)
     <root>/paper/<target>/<target>.{png,pdf,parquet,md}
     <root>/summary.{png,pdf,parquet}       the paper's summary page (target ``summary``)
 """
@@ -52,10 +54,17 @@ class SweepPaths:
         return self.root / self.sweep
 
     def table(self, name: str) -> Path:
-        """``<root>/<sweep>/<name>.parquet`` for one of :data:`TABLES`."""
+        """The file of one of :data:`TABLES` (for ``trajectories``, the dataset's index)."""
         if name not in TABLES:
             raise ValueError(f"`name` must be one of {list(TABLES)}, got {name!r}")
+        if name == "trajectories":
+            return self.trajectory_dir / "_index.parquet"
         return self.dir / f"{name}.parquet"
+
+    @property
+    def trajectory_dir(self) -> Path:
+        """The trajectory dataset: one ``<shard>.parquet`` per solver job."""
+        return self.dir / "trajectories"
 
     @property
     def runs(self) -> Path:
@@ -94,12 +103,12 @@ class SweepPaths:
         return self.shards / f"{shard}.parquet"
 
     def shard_trajectories(self, shard: str) -> Path:
-        """The trajectories file written by the solver job of ``shard``."""
-        return self.shards / f"{shard}.trajectories.parquet"
+        """The trajectories file written by the solver job of ``shard`` (a dataset file)."""
+        return self.trajectory_dir / f"{shard}.parquet"
 
-    def shard_benchmark(self, shard: str) -> Path:
-        """Snakemake's ``benchmark:`` file of a solver job."""
-        return self.dir / "benchmarks" / "solve_shard" / f"{shard}.tsv"
+    def benchmark(self, rule: str, job: str | None = None) -> Path:
+        """Snakemake's ``benchmark:`` file (wall time, max RSS) of a job of ``rule``."""
+        return self.dir / "benchmarks" / rule / f"{job or self.sweep}.tsv"
 
 
 @dataclass(frozen=True)

@@ -768,16 +768,17 @@ def plot_sweep(
 ) -> list[Path]:
     """Draw a sweep's figure set from its tables and return the written paths.
 
-    Reads ``phase.parquet``, ``runs.parquet``, ``trajectories.parquet`` (and
-    ``boundary.parquet`` if present) from ``sweep_dir`` and writes, for each format:
-    ``phase_kernel_distance``, ``phase_time_to_fit_90``, ``phase_final_loss`` and
-    ``trajectories`` into ``out_dir``. All tables and columns are checked before drawing;
-    a missing one raises ValueError naming it.
+    Reads ``phase.parquet``, ``runs.parquet``, the curves of the runs drawn from the
+    trajectory dataset (:func:`select_runs`) and ``boundary.parquet`` if present from
+    ``sweep_dir`` and writes, for each format: ``phase_kernel_distance``,
+    ``phase_time_to_fit_90``, ``phase_final_loss`` and ``trajectories`` into ``out_dir``. All
+    tables and columns are checked before drawing; a missing one raises ValueError naming it.
     """
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     phase = results.load_phase(sweep_dir)
     runs = results.load_runs(sweep_dir)
-    traj = results.load_trajectories(sweep_dir, join=False)
+    drawn = select_runs(runs)["point_id"].tolist()
+    traj = results.load_trajectories(sweep_dir, point_id=drawn, join=False)
     has_boundary = SweepPaths.of(sweep_dir).boundary.is_file()
     boundary = results.load_boundary(sweep_dir) if has_boundary else None
     threshold = LAZY_THRESHOLD if threshold is None else float(threshold)

@@ -11,7 +11,7 @@ with a relative tolerance of 1e-9), a list/tuple/set keeps any of its values, a 
 gets the column and returns a boolean mask. ``lambda`` is a Python keyword: pass it as
 ``lambda_=...`` or in ``where={"lambda": ...}``.
 
-Aggregation (the pipeline's ``aggregate_sweep`` step, :func:`aggregate`):
+Tables built by the pipeline's ``aggregate_sweep`` step (:func:`lrsweep.merge.merge_sweep`):
 
 - ``phase``: one row per cell (solver, n_in, n_out, width, depth, lambda, scale) with
   ``n_seeds`` (runs with status ok) and mean / sample standard deviation over seeds of
@@ -25,7 +25,7 @@ Aggregation (the pipeline's ``aggregate_sweep`` step, :func:`aggregate`):
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -37,7 +37,6 @@ from lrsweep import io
 from lrsweep.paths import SweepPaths
 
 __all__ = [
-    "aggregate",
     "boundary_table",
     "describe",
     "filter_frame",
@@ -55,7 +54,7 @@ _PHASE_KEYS = list(io.PHASE_KEYS)
 _FACET_KEYS = list(io.FACET_KEYS)
 _SCHEMAS = {
     "runs": io.runs_schema,
-    "trajectories": io.trajectories_schema,
+    "trajectories": lambda: io.TRAJECTORY_INDEX_SCHEMA,
     "phase": io.phase_schema,
     "boundary": lambda: io.BOUNDARY_SCHEMA,
 }
@@ -95,9 +94,10 @@ def filter_frame(
     return df.loc[mask].reset_index(drop=True)
 
 
-def _frame(sweep_dir: str | Path, table: str) -> pd.DataFrame:
-    """One of a sweep's tables (:data:`lrsweep.paths.TABLES`) as a DataFrame, schema-checked."""
-    return io.read_table(SweepPaths.of(sweep_dir).table(table), _SCHEMAS[table]()).to_pandas()
+def _frame(sweep_dir: str | Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """One of a sweep's tables as a DataFrame, schema-checked (only ``columns`` if given)."""
+    path = SweepPaths.of(sweep_dir).table(table)
+    return io.read_table(path, _SCHEMAS[table](), columns=columns).to_pandas()
 
 
 def load_runs(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
@@ -115,35 +115,97 @@ def load_boundary(sweep_dir: str | Path, where: Mapping | None = None, **filters
     return filter_frame(_frame(sweep_dir, "boundary"), where, **filters)
 
 
+#: Run columns joined to the curves by :func:`load_trajectories` (``join=True``).
+RUN_PARAMETERS = ("solver", "n_in", "n_out", "width", "depth", "lambda", "scale", "seed")
+
+
 def load_trajectories(
     sweep_dir: str | Path, where: Mapping | None = None, *, join: bool = True, **filters
 ) -> pd.DataFrame:
-    """``trajectories.parquet``, joined with the run parameters (``join=True``) so that
-    filters can name any parameter (``lambda_``, ``scale``, ``width``, ...)."""
-    sweep_dir = Path(sweep_dir)
-    traj = _frame(sweep_dir, "trajectories")
+    """The curves (one row per point and saved time) of the ok points that match the filters.
+
+    Filters name columns of the runs table: parameters (``lambda_``, ``scale``, ``seed``,
+    ``n_in``, ``point_id``, ...) or any measure, with :func:`filter_frame`'s rules. The
+    matching points are found in ``runs.parquet`` (reading only the columns needed), then
+    only the row groups of the trajectory files that hold them are read
+    (:mod:`pyarrow.dataset` fragments restricted to those row groups, in parallel), so time
+    and memory follow what is returned: the curves of 1,000 points of a 10⁶-point sweep take
+    about a second. Without filters, every curve is read.
+
+    Parameters
+    ----------
+    sweep_dir : path
+        ``results/<sweep>``.
+    where : mapping, optional
+        Filters as a dict (e.g. ``{"lambda": 0.5}``).
+    join : bool
+        Add the run parameters (:data:`RUN_PARAMETERS`) to every row.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``sweep``, ``point_id``, ``t`` and the curves (:data:`lrsweep.measures.CURVES`),
+        then the parameters; rows by point (in runs-table order) then time.
+    """
+    paths = SweepPaths.of(sweep_dir)
+    conds = {**(where or {}), **{k.rstrip("_"): v for k, v in filters.items()}}
+    wanted = ["point_id", "shard", "status", *(RUN_PARAMETERS if join else ()), *conds]
+    runs = io.read_table(paths.runs, io.runs_schema(), columns=list(dict.fromkeys(wanted)))
+    runs = runs.to_pandas()
+    runs = runs[runs["status"] == "ok"].reset_index(drop=True)
+    chosen = filter_frame(runs.assign(_row=runs.index), conds)["_row"].to_numpy()
+    table = _read_curves(paths, runs, chosen)
+    traj = table.to_pandas()
     if join:
-        params = [
-            "sweep",
-            "point_id",
-            "solver",
-            "n_in",
-            "n_out",
-            "width",
-            "depth",
-            "lambda",
-            "scale",
-            "seed",
-        ]
-        runs = _frame(sweep_dir, "runs")[params]
-        traj = traj.merge(
-            runs,
-            on=["sweep", "point_id"],
-            how="left",
-            validate="many_to_one",
-            suffixes=("", "_run"),
-        )
-    return filter_frame(traj, where, **filters)
+        params = runs.loc[chosen, ["point_id", *RUN_PARAMETERS]]
+        traj = traj.merge(params, on="point_id", how="left", validate="many_to_one")
+    rank = pd.Series(np.arange(chosen.size), index=runs["point_id"].to_numpy()[chosen])
+    traj["_rank"] = traj["point_id"].map(rank)
+    traj = traj.sort_values(["_rank", "t"], kind="stable").drop(columns="_rank")
+    return traj.reset_index(drop=True)
+
+
+def _read_curves(paths: SweepPaths, runs: pd.DataFrame, chosen: np.ndarray) -> pa.Table:
+    """Rows of the trajectory dataset for the ok runs ``runs.iloc[chosen]``, reading only the
+    row groups that hold them.
+
+    A shard's file holds its ok points sorted by id, each with one row per saved time, so
+    the rows of a point start at (its rank among the shard's ok ids) × (saved times).
+    """
+    import pyarrow.dataset as ds
+    import pyarrow.fs as pafs
+
+    schema = io.trajectories_schema()
+    if chosen.size == 0:
+        return schema.empty_table()
+    index = io.read_table(paths.trajectories, io.TRAJECTORY_INDEX_SCHEMA).to_pandas()
+    index = index.set_index("shard")
+    codes, names = pd.factorize(runs["shard"])
+    ids = runs["point_id"].to_numpy()
+    order = np.lexsort((ids, codes))
+    block_start = np.searchsorted(codes[order], np.arange(len(names)))
+    position = np.empty_like(order)
+    position[order] = np.arange(order.size)
+    rank = position - block_start[codes]  # of every ok run within its shard
+    fmt, local = ds.ParquetFileFormat(), pafs.LocalFileSystem()
+    fragments = []
+    for code in np.unique(codes[chosen]).tolist():
+        entry = index.loc[names[code]]
+        n_t = int(entry["n_rows"]) // int(entry["n_points"])
+        path = paths.trajectory_dir / entry["file"]
+        frag = fmt.make_fragment(str(path.resolve()), filesystem=local)
+        if frag.physical_schema.remove_metadata() != schema:
+            raise ValueError(
+                f"table `{path}` does not have the expected schema; expected {schema.names}, "
+                f"got {frag.physical_schema.names}; rerun the step that writes it"
+            )
+        ends = np.cumsum([rg.num_rows for rg in frag.row_groups])
+        first_rows = rank[chosen[codes[chosen] == code]] * n_t
+        groups = np.unique(np.searchsorted(ends, first_rows, side="right"))
+        fragments.append(frag.subset(row_group_ids=groups.tolist()))
+    dataset = ds.FileSystemDataset(fragments, schema=schema, format=fmt, filesystem=local)
+    table = dataset.to_table(filter=ds.field("point_id").isin(ids[chosen]), use_threads=True)
+    return table.cast(schema)
 
 
 class SweepTables(NamedTuple):
@@ -175,28 +237,15 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
     Every cell present in ``runs`` gets a row, also cells without any ok run (n_seeds = 0,
     NaN metrics), so the phase grid is complete. ``n_fit`` counts the ok runs that fit by
     t_max, ``n_<label>`` each regime label (:data:`lrsweep.metrics.REGIMES`). Means skip
-    NaN: ``time_to_fit_90_mean`` averages the ``n_fit`` seeds that reached 90 % of the fit.
+    NaN: ``time_to_fit_90_mean`` averages the seeds that reached 90 % of the fit. The same
+    computation as the pipeline's, which streams over shards
+    (:func:`lrsweep.merge.phase_partials`).
     """
+    from lrsweep.merge import combine_partials, phase_partials
+
     if runs.empty:
         return io.empty_table(io.phase_schema()).to_pandas()
-    ok = runs["status"] == "ok"
-    metrics = list(io.phase_metrics())
-    vals = runs[["sweep", *_PHASE_KEYS, *metrics]].copy()
-    vals.loc[~ok, metrics] = np.nan
-    counts = {
-        "n_seeds": ok,
-        "n_fit": ok & (runs["regime"] != "stalled"),
-        **{c: runs["regime"] == c.removeprefix("n_") for c in io.regime_counts()},
-    }
-    for name, mask in counts.items():
-        vals[name] = mask.astype(np.int64)
-    g = vals.groupby(["sweep", *_PHASE_KEYS], sort=True, dropna=False)
-    out = g[metrics].agg(["mean", "std"])
-    out.columns = [f"{m}_{s}" for m, s in out.columns]
-    for name in counts:
-        out[name] = g[name].sum()
-    out = out.reset_index()
-    return out[io.phase_schema().names]
+    return combine_partials([phase_partials(runs)])
 
 
 def _crossing(lam: np.ndarray, s: np.ndarray, threshold: float) -> float:
@@ -245,107 +294,6 @@ def boundary_table(phase: pd.DataFrame, threshold: float) -> pd.DataFrame:
     return pd.DataFrame(rows)[io.BOUNDARY_SCHEMA.names]
 
 
-def _plan_rows(name: str, settings: Mapping) -> tuple[pd.DataFrame, dict[int, int]]:
-    from lrsweep.grid import plan_sweep
-
-    p = plan_sweep(name, settings)
-    cols = {k: v for k, v in p.points.items() if k != "category"}
-    return pd.DataFrame(cols), {int(i): k for k, i in enumerate(p.points["point_id"].tolist())}
-
-
-def _skipped_table(name: str, settings: Mapping, skipped: pd.DataFrame) -> pa.Table:
-    n = len(skipped)
-    cols: dict[str, Any] = {
-        f.name: np.full(n, np.nan) for f in io.shard_schema() if pa.types.is_floating(f.type)
-    }
-    cols.update(
-        {
-            "sweep": [name] * n,
-            "point_id": skipped["point_id"].to_numpy(np.int64),
-            "shard": [""] * n,
-            "solver": [settings["solver"]] * n,
-            "task": [settings["task"]["kind"]] * n,
-            **{
-                a: skipped[a].to_numpy()
-                for a in ("n_in", "n_out", "width", "depth", "lambda", "scale", "seed")
-            },
-            "status": ["skipped"] * n,
-            "reason": skipped["reason"].tolist(),
-            "weight_change_layers": [[] for _ in range(n)],
-        }
-    )
-    return io.to_table(cols, io.shard_schema())
-
-
-def aggregate(
-    name: str,
-    settings: Mapping,
-    shard_runs: Sequence[str | Path],
-    shard_trajectories: Sequence[str | Path],
-    *,
-    runs: str | Path,
-    trajectories: str | Path,
-    phase: str | Path,
-    boundary: str | Path,
-) -> None:
-    """Merge a sweep's shard files into runs/trajectories and build phase/boundary.
-
-    Adds one ``skipped`` row per inadmissible point (decided again from ``settings`` by
-    :func:`lrsweep.grid.plan_sweep`), orders rows as the plan (trajectories by point, then
-    t), labels ``regime`` with ``settings['regime_threshold']`` and checks that every planned
-    point appears exactly once.
-    """
-    from lrsweep.metrics import regime
-
-    threshold = float(settings["regime_threshold"])
-    solved = io.read_tables(shard_runs, io.shard_schema())
-    planned, position = _plan_rows(name, settings)
-    skipped = _skipped_table(name, settings, planned[planned["status"] == "skipped"])
-    table = pa.concat_tables([solved, skipped])
-    ids = table.column("point_id").to_numpy()
-    want = planned["point_id"].to_numpy()
-    if ids.size != want.size or not np.array_equal(np.sort(ids), np.sort(want)):
-        missing = np.setdiff1d(want, ids).size
-        extra = ids.size - np.intersect1d(ids, want).size
-        raise ValueError(
-            f"sweep `{name}`: shard files do not match the plan ({missing} planned points "
-            f"missing, {extra} unexpected rows); rerun the pipeline"
-        )
-    pos = np.fromiter((position[int(i)] for i in ids), dtype=np.int64, count=ids.size)
-    table = table.take(pa.array(np.argsort(pos, kind="stable")))
-    kd = table.column("kernel_distance").to_numpy(zero_copy_only=False)
-    fit = table.column("fit_fraction").to_numpy(zero_copy_only=False)
-    status = np.asarray(table.column("status").to_pylist(), dtype=object)
-    ok = status == "ok"
-    labels = np.where(
-        ok, regime(np.where(ok, kd, 0.0), threshold, fit_fraction=np.where(ok, fit, 1.0)), ""
-    )
-    table = table.append_column("regime", pa.array(labels.tolist(), type=pa.string()))
-    io.write_table(table, runs, io.runs_schema())
-
-    traj = io.read_tables(shard_trajectories, io.trajectories_schema())
-    tid = traj.column("point_id").to_numpy()
-    tpos = np.fromiter((position.get(int(i), -1) for i in tid), dtype=np.int64, count=tid.size)
-    order = np.lexsort((traj.column("t").to_numpy(), tpos))
-    io.write_table(traj.take(pa.array(order)), trajectories, io.trajectories_schema())
-
-    runs_df = table.to_pandas()
-    ph = phase_table(runs_df)
-    io.write_table(
-        pa.Table.from_pandas(ph, schema=io.phase_schema(), preserve_index=False),
-        phase,
-        io.phase_schema(),
-    )
-    bd = boundary_table(ph, threshold)
-    io.write_table(
-        pa.Table.from_pandas(bd, schema=io.BOUNDARY_SCHEMA, preserve_index=False),
-        boundary,
-        io.BOUNDARY_SCHEMA,
-    )
-    counts = runs_df["status"].value_counts().to_dict()
-    print(f"sweep `{name}`: {len(runs_df)} runs {counts}, {len(ph)} phase cells -> {runs}")
-
-
 # ------------------------------------------------------------------------------ status
 
 
@@ -359,7 +307,7 @@ def sweep_status(sweep_dir: str | Path, *, allow_failures: bool = False) -> str:
         If no point of the sweep is ok (all failed or skipped) and not ``allow_failures``;
         the message is the same line plus what to do.
     """
-    runs = _frame(sweep_dir, "runs")
+    runs = _frame(sweep_dir, "runs", ["sweep", "status", "reason", "regime"])
     name = runs["sweep"].iloc[0] if len(runs) else Path(sweep_dir).name
     status = runs["status"].value_counts()
     n_ok = int(status.get("ok", 0))
@@ -401,7 +349,8 @@ def describe(
     """Text summary of a sweep: run counts, the phase table of ``metric`` over λ × scale
     per architecture, and the λ crossings of the lazy/rich boundary per scale."""
     d = Path(sweep_dir)
-    runs, phase, bound = load_runs(d), load_phase(d), load_boundary(d)
+    runs = _frame(d, "runs", ["sweep", "status", "regime"])
+    phase, bound = load_phase(d), load_boundary(d)
     col = f"{metric}_mean"
     if col not in phase.columns:
         raise ValueError(

@@ -10,13 +10,14 @@ untyped nested dicts.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["InitSpec", "Shape", "ShardSpec", "TaskSpec", "TimeSpec"]
+__all__ = ["InitSpec", "PointGrid", "Shape", "ShardSpec", "TaskSpec", "TimeSpec"]
 
 
 def _from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
@@ -138,7 +139,35 @@ class Shape:
         return min(self.widths)
 
 
-#: Per-point columns of a shard, in the order of :data:`lrsweep.grid.AXES` that vary by point.
+@dataclass(frozen=True)
+class PointGrid:
+    """Points λ × scale × seed of one architecture, in C order (λ outermost, seed innermost).
+
+    The axes are tuples shared by every shard of a sweep, so a plan of millions of points
+    holds its shards as index ranges into them (:class:`ShardSpec`), never as point lists.
+    """
+
+    lam: tuple[float, ...]
+    scale: tuple[float, ...]
+    seed: tuple[int, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.lam) * len(self.scale) * len(self.seed)
+
+    def columns(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
+        """``lambda``, ``scale``, ``seed`` of the points ``start`` … ``stop − 1``."""
+        stop = self.size if stop is None else stop
+        flat = np.arange(start, stop, dtype=np.int64)
+        i, j, k = np.unravel_index(flat, (len(self.lam), len(self.scale), len(self.seed)))
+        return {
+            "lambda": np.asarray(self.lam, dtype=np.float64)[i],
+            "scale": np.asarray(self.scale, dtype=np.float64)[j],
+            "seed": np.asarray(self.seed, dtype=np.int64)[k],
+        }
+
+
+#: Per-point columns of a shard (:attr:`ShardSpec.points`).
 POINT_COLUMNS = ("point_id", "lambda", "scale", "seed")
 
 
@@ -156,8 +185,10 @@ class ShardSpec:
     sweep_seed : int
         The sweep's seed (part of every point's init seed).
     shape : Shape
-    points : dict of str → tuple
-        Per-point values: ``point_id``, ``lambda``, ``scale``, ``seed`` (equal lengths).
+    grid : PointGrid
+        Admissible points of this shape: the λ values the shard spans × scales × seeds.
+    start, stop : int
+        This shard's points: ``grid``'s points ``start`` … ``stop − 1``.
     lr : float or None
         Learning rate of ``gd``.
     """
@@ -170,34 +201,46 @@ class ShardSpec:
     time: TimeSpec
     sweep_seed: int
     shape: Shape
-    points: dict[str, tuple] = field(compare=True)
+    grid: PointGrid
+    start: int
+    stop: int
     lr: float | None = None
 
     def __post_init__(self) -> None:
-        pts = {k: tuple(self.points[k]) for k in POINT_COLUMNS}
-        if len({len(v) for v in pts.values()}) != 1:
+        if not 0 <= self.start < self.stop <= self.grid.size:
             raise ValueError(
-                f"shard {self.shard!r}: point columns must have equal lengths, got "
-                f"{ {k: len(v) for k, v in pts.items()} }"
+                f"shard {self.shard!r}: points {self.start}..{self.stop} are not a non-empty "
+                f"range of its {self.grid.size} grid points"
             )
-        object.__setattr__(self, "points", pts)
 
     @property
     def n_points(self) -> int:
-        return len(self.points["point_id"])
+        return self.stop - self.start
+
+    @functools.cached_property
+    def points(self) -> dict[str, np.ndarray]:
+        """The shard's points: ``point_id`` (int64), ``lambda``, ``scale``, ``seed``."""
+        from lrsweep.grid import point_ids
+
+        cols = self.grid.columns(self.start, self.stop)
+        n = self.n_points
+        shape = {a: np.full(n, getattr(self.shape, a), dtype=np.int64) for a in _SHAPE_FIELDS}
+        return {"point_id": point_ids({**shape, **cols}), **cols}
 
     def column(self, name: str, dtype: type = float) -> np.ndarray:
         """One per-point column as an array."""
         return np.asarray(self.points[name], dtype=dtype)
 
-    def select(self, rows: Sequence[int]) -> ShardSpec:
-        """The same shard restricted to the points at positions ``rows``."""
-        return replace(self, points={k: [v[i] for i in rows] for k, v in self.points.items()})
+    def select(self, k: int) -> ShardSpec:
+        """The same shard restricted to its point at position ``k``."""
+        return replace(self, start=self.start + k, stop=self.start + k + 1)
 
     def to_params(self) -> dict[str, Any]:
-        """Plain-Python form (ints, floats, strings, lists): Snakemake's ``params``.
+        """Plain-Python form (ints, floats, strings, tuples): Snakemake's ``params``.
 
-        Holds only what changes the shard's results, so it doubles as its fingerprint.
+        Holds only what changes the shard's results, so it doubles as its fingerprint. The
+        axes are the plan's own tuples (shared by every shard), so 10⁴ jobs cost no more
+        memory than one.
         """
         out = {
             "sweep": self.sweep,
@@ -208,7 +251,11 @@ class ShardSpec:
             "time": asdict(self.time),
             "sweep_seed": self.sweep_seed,
             "shape": asdict(self.shape),
-            **{k: list(v) for k, v in self.points.items()},
+            "lambda": self.grid.lam,
+            "scale": self.grid.scale,
+            "seed": self.grid.seed,
+            "start": self.start,
+            "stop": self.stop,
         }
         if self.lr is not None:
             out["lr"] = self.lr
@@ -226,9 +273,19 @@ class ShardSpec:
             time=TimeSpec.from_settings(params["time"]),
             sweep_seed=int(params["sweep_seed"]),
             shape=Shape(**params["shape"]),
-            points={k: params[k] for k in POINT_COLUMNS},
+            grid=PointGrid(tuple(params["lambda"]), tuple(params["scale"]), tuple(params["seed"])),
+            start=int(params["start"]),
+            stop=int(params["stop"]),
             lr=params.get("lr"),
         )
+
+    def fingerprint(self) -> str:
+        """Short hash of :meth:`to_params`: stored in the shard's files, checked on merge."""
+        digest = hashlib.blake2b(repr(sorted(self.to_params().items())).encode(), digest_size=8)
+        return digest.hexdigest()
+
+
+_SHAPE_FIELDS = ("n_in", "n_out", "width", "depth")
 
 
 def _plain(d: dict[str, Any]) -> dict[str, Any]:

@@ -155,8 +155,10 @@ def test_inadmissible_points_are_skipped_with_reason():
                                         "depth": [2, 3], "n_in": 4, "n_out": 4}))["s"]
     st_ = p.points["status"]
     assert p.n_points == 12 and p.n_skipped == 4
-    skipped = p.skipped()
+    skipped = {k: np.concatenate([c[k] for c in p.skipped_columns()])
+               for k in ("width", "lambda", "reason", "point_id")}
     assert set(skipped["width"].tolist()) == {8} and 0.0 not in skipped["lambda"].tolist()
+    assert set(skipped["point_id"]) == set(p.points["point_id"][st_ == "skipped"])
     assert all("needs widths" in r for r in skipped["reason"])
     assert all(s == "" for s in p.points["shard"][st_ == "skipped"])
     assert "4 skipped (inadmissible): 2 with lambda < 0 and width > n_in; 2 with lambda > 0" \
@@ -167,7 +169,7 @@ def test_exact_needs_depth_two():
     p = plan(sweep(solver="exact", grid={"depth": [2, 3]}))["s"]
     assert p.n_skipped == 1
     assert "solver 'exact' needs depth 2 (got depth=3); use solver flow or gd" in \
-        p.skipped()["reason"][0]
+        next(p.skipped_columns())["reason"][0]
 
 
 def test_on_invalid_error_is_fatal():
@@ -235,9 +237,10 @@ def test_shards_group_one_shape_and_solver():
     assert len(p.shards) == 4
     for shard in p.shards:
         spec = p.shard_spec(shard)
-        rows = p.shard_rows(shard)
+        rows = p.points["shard"] == shard
         assert shard.startswith(f"flow-i4-o4-w{spec.shape.width}-d{spec.shape.depth}-")
         assert set(p.points["width"][rows].tolist()) == {spec.shape.width}
+        assert p.points["point_id"][rows].tolist() == spec.points["point_id"].tolist()
     with pytest.raises(ValueError, match="has no shard 'nope'"):
         p.shard_spec("nope")
 

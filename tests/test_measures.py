@@ -8,7 +8,8 @@ import pytest
 from lrsweep import cli, io, measures, results, solve
 from lrsweep.grid import plan
 from lrsweep.measures import Measure, PlotStyle
-from lrsweep.paths import TABLES, SweepPaths
+from lrsweep.merge import solve_and_merge
+from lrsweep.paths import SweepPaths
 
 SWEEP = {
     "solver": "exact",
@@ -37,17 +38,7 @@ def loss_ratio():
 def test_a_registered_measure_reaches_runs_phase_and_cli(loss_ratio, tmp_path, capsys):
     p = plan({"sweeps": {"s": SWEEP}})["s"]
     paths = SweepPaths("s", tmp_path)
-    for shard in p.shards:
-        solve.run_shard(
-            p.shard_spec(shard), paths.shard_runs(shard), paths.shard_trajectories(shard), log=None
-        )
-    results.aggregate(
-        "s",
-        p.settings,
-        [paths.shard_runs(s) for s in p.shards],
-        [paths.shard_trajectories(s) for s in p.shards],
-        **{t: paths.table(t) for t in TABLES},
-    )
+    solve_and_merge(p, paths)
     runs = results.load_runs(paths.dir)
     np.testing.assert_allclose(runs["loss_ratio"], runs["final_loss"] / runs["initial_loss"])
     phase = results.load_phase(paths.dir)

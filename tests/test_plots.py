@@ -123,6 +123,8 @@ def sweep_dir(tmp_path_factory, tables):
     """The tables written as the pipeline writes them (lrsweep.io schemas, paths layout)."""
     paths = SweepPaths("demo", tmp_path_factory.mktemp("results"))
     runs, phase, traj = tables
+    # curves exist for seed 0 only: those runs are shard "s0" (one dataset file)
+    runs = runs.assign(shard=np.where(runs["seed"] == 0, "s0", "s1"))
     phase = phase.assign(sweep="demo", n_fit=phase["n_seeds"])
     boundary = dict(sweep=["demo"], solver=["exact"], n_in=[3], n_out=[3], width=[3], depth=[2])
     boundary = pd.DataFrame(
@@ -139,6 +141,16 @@ def sweep_dir(tmp_path_factory, tables):
         for f in schema:
             if f.name not in df.columns:
                 df = df.assign(**{f.name: next(v for t, v in fill.items() if t(f.type))})
+        if table == "trajectories":  # a one-file dataset (shard "s0", as in make_runs)
+            df = df.sort_values(["point_id", "t"])
+            io.write_table(pa.Table.from_pandas(df, preserve_index=False),
+                           paths.shard_trajectories("s0"), schema)
+            n_points = df["point_id"].nunique()
+            io.write_table(pa.table({"shard": ["s0"], "file": ["s0.parquet"],
+                                     "n_points": [n_points], "n_rows": [len(df)],
+                                     "fingerprint": [""]}),
+                           paths.trajectories, io.TRAJECTORY_INDEX_SCHEMA)
+            continue
         io.write_table(pa.Table.from_pandas(df, preserve_index=False), paths.table(table), schema)
     return paths.dir
 
@@ -350,13 +362,11 @@ def test_plot_sweep_writes_valid_png_and_pdf(sweep_dir, tmp_path):
 )
 def test_plot_sweep_missing_column_named(sweep_dir, tmp_path, table, column):
     d = tmp_path / "sweep"
-    d.mkdir()
-    for f in sweep_dir.glob("*.parquet"):
-        if f.stem == table:
-            pd.read_parquet(f).drop(columns=column).to_parquet(d / f.name)
-        else:
-            shutil.copy(f, d / f.name)
-    with pytest.raises(ValueError, match=rf"{table}.parquet` does not have the expected schema"):
+    shutil.copytree(sweep_dir, d)
+    f = d / "trajectories/s0.parquet" if table == "trajectories" else d / f"{table}.parquet"
+    pd.read_parquet(f).drop(columns=column).to_parquet(f)
+    name = "s0" if table == "trajectories" else table
+    with pytest.raises(ValueError, match=rf"{name}.parquet` does not have the expected schema"):
         plots.plot_sweep(d, tmp_path / "out")
     assert not (tmp_path / "out").exists()  # checked before any drawing
 

@@ -25,7 +25,9 @@ def test_science_example_runs_and_is_lazy_at_large_lambda():
 
 
 def test_results_example_runs_on_a_sweep(tmp_path, monkeypatch):
-    from lrsweep import grid, io, results, solve
+    from lrsweep import grid
+    from lrsweep.merge import solve_and_merge
+    from lrsweep.paths import SweepPaths
 
     cfg = {
         "sweeps": {
@@ -41,21 +43,6 @@ def test_results_example_runs_on_a_sweep(tmp_path, monkeypatch):
             }
         }
     }
-    plan = grid.plan(cfg)["phase"]
-    out = tmp_path / "results" / "phase"
-    shard_runs, shard_traj = [], []
-    for shard in plan.shards:
-        runs, traj = solve.solve_points(plan.shard_spec(shard))
-        shard_runs.append(io.write_table(runs, out / f"{shard}.parquet", io.SHARD_SCHEMA))
-        shard_traj.append(
-            io.write_table(traj, out / f"{shard}.traj.parquet", io.TRAJECTORIES_SCHEMA)
-        )
-    results.aggregate(
-        "phase",
-        plan.settings,
-        shard_runs,
-        shard_traj,
-        **{k: out / f"{k}.parquet" for k in ("runs", "trajectories", "phase", "boundary")},
-    )
+    solve_and_merge(grid.plan(cfg)["phase"], SweepPaths("phase", tmp_path / "results"))
     monkeypatch.chdir(tmp_path)
     exec(BLOCKS[1], {})  # noqa: S102 - the README's own example

@@ -59,7 +59,7 @@ def test_batched_equals_one_by_one():
     (spec,) = specs(**EXACT)
     batch, _ = frames(spec)
     for k in (0, 5, 11):
-        single, _ = frames(spec.select([k]))
+        single, _ = frames(spec.select(k))
         for col in ("final_loss", "kernel_distance", "ntk_change", "time_to_fit_90"):
             np.testing.assert_allclose(
                 single[col].iloc[0], batch[col].iloc[k], rtol=1e-10, atol=1e-300

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from lrsweep import io
+from lrsweep.grid import SweepPlan
 from lrsweep.metrics import LAZY_THRESHOLD
 from lrsweep.plots import ARCH_KEYS, arch_kind, arch_label
 
@@ -64,14 +65,19 @@ def sweep_info(points: Mapping[str, object]) -> dict[str, SweepInfo]:
     """
     info = {}
     for name, plan in points.items():
-        cols = getattr(plan, "points", plan)
-        settings = getattr(plan, "settings", {}) or {}
-        ok = np.asarray(cols["status"]) == "ok"
-        uniq = {k: np.unique(np.asarray(cols[k])[ok]) for k in ("lambda", "scale", "depth")}
-        n_in, width, n_out = (np.asarray(cols[k]) for k in ARCH_KEYS)
+        if isinstance(plan, SweepPlan):  # from its axes and shapes, without its points
+            uniq = {k: plan.values(k) for k in ("lambda", "scale", "depth")}
+            square = any(s.n_in == s.width == s.n_out for s in plan.shapes())
+            settings = plan.settings
+        else:
+            ok = np.asarray(plan["status"]) == "ok"
+            uniq = {k: np.unique(np.asarray(plan[k])[ok]) for k in ("lambda", "scale", "depth")}
+            n_in, width, n_out = (np.asarray(plan[k]) for k in ARCH_KEYS)
+            square = bool(np.any((n_in == width) & (width == n_out) & ok))
+            settings = {}
         info[name] = SweepInfo(
             grid=uniq["lambda"].size >= 5 and uniq["scale"].size >= 3,
-            square=bool(np.any((n_in == width) & (width == n_out) & ok)),
+            square=square,
             depth2=bool(np.any(uniq["depth"] == 2)),
             exact=settings.get("solver", "exact") in ("exact", "both"),
             lambdas=uniq["lambda"].size > 1,

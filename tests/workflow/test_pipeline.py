@@ -171,7 +171,11 @@ def test_physics_in_the_tables(reference):
     assert bound.loc[bound["n_in"] == 8, "lambda_neg"].isna().all()
     runs = read(reference, "square")["runs"].set_index(["n_in", "lambda"])
     assert set(runs.loc[(4, 30.0), "regime"]) == set(runs.loc[(4, -30.0), "regime"]) == {"lazy"}
-    assert set(runs.loc[(8, -30.0), "regime"]) == {"rich"}
+    # the funnel at λ = -30 learns slowly (its wide layer rotates, theory §3.4): its kernel
+    # has moved far, but by t_max = 20 it has not fit yet, so it is stalled, not lazy
+    slow = runs.loc[(8, -30.0)]
+    assert set(slow["regime"]) == {"stalled"} and (slow["kernel_distance"] > 0.1).all()
+    assert (slow["fit_fraction"] > 0.5).all()
 
 
 def test_plots_report_and_nothing_left_to_do(reference):
@@ -210,7 +214,8 @@ def test_sigkill_then_documented_recovery(reference, tmp_path):
                             stderr=subprocess.DEVNULL, start_new_session=True)
     shards = project / "results/square/shards"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(shards.glob("*.trajectories.parquet")):
+    written = shards.parent / "trajectories"
+    while time.monotonic() < deadline and not list(written.glob("[!_]*.parquet")):
         time.sleep(0.05)
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGKILL)  # the whole run: snakemake and its running job

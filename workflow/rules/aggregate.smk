@@ -6,6 +6,8 @@ rule aggregate_sweep:
         **{table: str(SWEEP.table(table)) for table in TABLES},
     log:
         "logs/aggregate_sweep/{sweep}.log",
+    benchmark:
+        str(SWEEP.benchmark("aggregate_sweep"))
     conda:
         "../envs/lrsweep.yaml"
     params:

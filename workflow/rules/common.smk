@@ -96,7 +96,7 @@ def print_results():
         status = paths.status.read_text().strip() if paths.status.is_file() else ""
         print(f"  {paths.dir}/  {status}", file=sys.stderr)
     print(
-        "  tables: runs.parquet, trajectories.parquet, phase.parquet, boundary.parquet; "
+        "  tables: runs.parquet, trajectories/ (a dataset), phase.parquet, boundary.parquet; "
         f"summary.txt{', plots/' if plots_enabled() else ''}",
         file=sys.stderr,
     )

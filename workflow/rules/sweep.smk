@@ -7,7 +7,7 @@ rule solve_shard:
     log:
         "logs/solve_shard/{sweep}/{shard}.log",
     benchmark:
-        str(SWEEP.shard_benchmark("{shard}"))
+        str(SWEEP.benchmark("solve_shard", "{shard}"))
     conda:
         "../envs/lrsweep.yaml"
     threads: 1

@@ -1,18 +1,15 @@
-"""Rule aggregate_sweep: merge shard files into the sweep's tables (lrsweep.results)."""
+"""Rule aggregate_sweep: check a sweep's shard files and merge them (lrsweep.merge)."""
 
 import sys
+from pathlib import Path
 
-from lrsweep.results import aggregate
+from lrsweep.grid import plan_sweep
+from lrsweep.merge import merge_sweep
+from lrsweep.paths import SweepPaths
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 sys.stdout = sys.stderr = open(sm.log[0], "w", buffering=1)  # noqa: SIM115
-aggregate(
-    sm.wildcards.sweep,
-    sm.params.settings,
-    sm.input.runs,
-    sm.input.trajectories,
-    runs=sm.output.runs,
-    trajectories=sm.output.trajectories,
-    phase=sm.output.phase,
-    boundary=sm.output.boundary,
+merge_sweep(
+    plan_sweep(sm.wildcards.sweep, sm.params.settings),
+    SweepPaths.of(Path(sm.output.runs).parent),
 )

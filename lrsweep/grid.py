@@ -51,6 +51,7 @@ __all__ = [
     "selected_sweeps",
     "point_ids",
     "point_seed",
+    "default_shard_size",
     "shard_bounds",
     "time_grid",
     "validate_config",
@@ -179,7 +180,8 @@ def axis_values(spec: Any, key: str = "axis", *, integer: bool = False) -> np.nd
 
     Generators: ``{linspace: {start, stop, num}}``; ``{logspace: {start, stop, num}}``
     (geometric between the *values* start > 0 and stop > 0); ``{symlog: {min, max,
-    per_side}}`` = −max … −min (geometric), 0, min … max: 2·per_side + 1 values.
+    per_side}}`` = −max … −min (geometric), 0, min … max: 2·per_side + 1 values; and for
+    integer axes ``{range: {start, stop, step}}`` = start, start + step, … < stop.
 
     Raises
     ------
@@ -198,6 +200,8 @@ def axis_values(spec: Any, key: str = "axis", *, integer: bool = False) -> np.nd
                     "(they are values, not exponents); use linspace or symlog to reach 0"
                 )
             values = np.geomspace(g["start"], g["stop"], g["num"])
+        elif kind == "range":
+            values = np.arange(g["start"], g["stop"], g.get("step", 1), dtype=np.int64)
         elif kind == "symlog":
             if g["min"] > g["max"]:
                 raise ConfigError(f"config key `{key}.symlog` = {dict(g)}: min must be <= max")
@@ -266,7 +270,12 @@ def _axes(name: str, sweep: Mapping) -> dict[str, np.ndarray]:
             spec = [4] if dims is None else [dims[0] if axis == "n_in" else dims[1]]
         if axis in _AXIS_RANGE:
             lo, hi = _AXIS_RANGE[axis]
-            for v in np.atleast_1d(np.asarray(spec, dtype=object)).tolist():
+            raw = (
+                [spec["range"]["start"], spec["range"]["stop"] - 1]
+                if isinstance(spec, Mapping)
+                else spec
+            )
+            for v in np.atleast_1d(np.asarray(raw, dtype=object)).tolist():
                 if not lo <= v <= hi:
                     raise ConfigError(
                         f"config key `{key}` = {spec!r}: values must be "
@@ -570,8 +579,19 @@ class SweepPlan:
         """The architectures with admissible points."""
         return [g.shape for g in self.groups if g.points.size]
 
+    def estimate(self) -> tuple[float, float]:
+        """Estimated (core-seconds, bytes on disk) to solve and store the sweep
+        (:func:`point_cost` summed over its architectures)."""
+        s = self.settings
+        seconds = size = 0.0
+        for g in self.groups:
+            sec, nbytes = point_cost(s["solver"], g.shape, s["time"], s.get("lr"))
+            seconds += sec * g.points.size
+            size += nbytes * (g.points.size + g.skipped.size)
+        return seconds, size
+
     def summary(self) -> str:
-        """One paragraph: points, shards, skipped points by reason."""
+        """One paragraph: points, shards, estimated cost, skipped points by reason."""
         n_ok = self.n_points - self.n_skipped
         sizes = [hi - lo for _, lo, hi in self._index.values()]
         size = f", {min(sizes)}-{max(sizes)} points each" if sizes else ""
@@ -583,6 +603,11 @@ class SweepPlan:
         ]
         if self.settings.get("description"):
             lines.append(f"  {self.settings['description']}")
+        seconds, size = self.estimate()
+        lines.append(
+            f"  estimated cost: {seconds / 3600:.2g} core-hours, {size / 1e9:.2g} GB on disk "
+            "(from measured per-point costs; docs/pipeline.md)"
+        )
         if self.n_skipped:
             counts = Counter()
             for g in self.groups:
@@ -593,6 +618,39 @@ class SweepPlan:
                 + "; ".join(f"{n} with {c}" for c, n in counts.most_common() if n)
             )
         return "\n".join(lines)
+
+
+#: Measured per-point costs (benchmarks/bench_shard.py, bench_scale.py; one core of the
+#: 2-core CI machine, 121 saved times): exact solver seconds per point at N_i + N_o = 8 and
+#: how they grow with N_i + N_o; gradient flow seconds per point for 32 weights (≈ 150 steps)
+#: and its growth with the number of weights n (the per-step eigh is n³); gradient descent
+#: seconds per step for a depth-2 width-4 net; bytes per point of the runs table and per point
+#: and saved time of the trajectory dataset (zstd), per singular value.
+COST = {
+    "exact_s": 1.5e-3,
+    "exact_growth": 2.0,
+    "flow_s": 0.05,
+    "flow_growth": 2.5,
+    "gd_step_s": 2e-6,
+    "runs_bytes": 400.0,
+    "curve_bytes": 30.0,
+    "curve_bytes_per_sv": 8.0,
+}
+
+
+def point_cost(solver: str, shape: Shape, time: Mapping, lr: float | None) -> tuple[float, float]:
+    """Estimated (core-seconds, bytes) of one point: a rough model fitted to :data:`COST`."""
+    n_t = int(time["n_points"])
+    widths = shape.widths
+    n_weights = sum(a * b for a, b in zip(widths[:-1], widths[1:], strict=True))
+    exact = COST["exact_s"] * (n_t / 121) * ((shape.n_in + shape.n_out) / 8) ** COST["exact_growth"]
+    flow = COST["flow_s"] * (n_weights / 32) ** COST["flow_growth"]
+    steps = float(time["t_max"]) / (lr or 1.0)
+    gd = COST["gd_step_s"] * steps * shape.depth / 2 * (n_weights / 32)
+    seconds = {"exact": exact, "flow": flow, "gd": gd, "both": exact + flow}[solver]
+    m = min(shape.n_in, shape.n_out)
+    size = COST["runs_bytes"] + n_t * (COST["curve_bytes"] + COST["curve_bytes_per_sv"] * m)
+    return seconds, size
 
 
 def _columns(shape: Shape, grid_: PointGrid) -> dict[str, np.ndarray]:
@@ -641,6 +699,22 @@ def _admissibility(solver: str, shape: Shape, lams: np.ndarray) -> tuple[np.ndar
     return ok, [reasons[i] for i in order], categories
 
 
+#: A sweep is cut into at most about this many shards when ``shard_size`` is null: beyond it
+#: Snakemake's own per-job cost (≈ 2–4 ms to plan a job) dominates, so bigger sweeps get
+#: bigger shards instead (a 10⁷-point exact sweep: ≈ 1,200 shards of 8,192 points).
+MAX_DEFAULT_SHARDS = 2000
+
+
+def default_shard_size(solver: str, n_points: int) -> int:
+    """Points per shard when ``shard_size`` is null: the solver's (a few seconds of work),
+    doubled until the sweep has at most :data:`MAX_DEFAULT_SHARDS` shards. Powers of two,
+    so that a small change of the grid does not move every shard boundary."""
+    size = SOLVERS[solver].shard_size
+    while n_points > MAX_DEFAULT_SHARDS * size:
+        size *= 2
+    return size
+
+
 def plan_sweep(name: str, sweep: Mapping) -> SweepPlan:
     """Expand one validated sweep config into a :class:`SweepPlan`.
 
@@ -659,7 +733,7 @@ def plan_sweep(name: str, sweep: Mapping) -> SweepPlan:
             f"that is bigger than meant); shrink the grid or raise `sweeps.{name}.max_points`"
         )
     solver = sweep["solver"]
-    target = sweep["shard_size"] or SOLVERS[solver].shard_size
+    target = sweep["shard_size"] or default_shard_size(solver, n_total)
     scale, seed = tuple(axes["scale"].tolist()), tuple(axes["seed"].tolist())
     lam_axis = axes["lambda"]
     shared: dict[tuple, tuple] = {}  # one λ tuple per admissible set, shared by the shards

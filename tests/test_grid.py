@@ -42,7 +42,9 @@ def test_every_schema_key_is_described_and_defaulted():
         if defn.get("type") == "object":
             assert defn.get("additionalProperties") is False
     for key, sub in _walk(schema):
-        if key in ("sweeps",) or key.startswith(("$defs.range_spec", "$defs.real_axis")):
+        if key in ("sweeps",) or key.startswith(
+            ("$defs.range_spec", "$defs.real_axis", "$defs.int_range")
+        ):
             continue
         assert "description" in sub or "$ref" in sub, key
         assert "default" in sub, f"`{key}` has no default"
@@ -88,7 +90,7 @@ def test_default_config_file_is_valid():
          "config key `sweeps.s.grid.width` = [-3, 4]: values must be >= 1 (got -3)"),
         (sweep(grid={"depth": 1}), "config key `sweeps.s.grid.depth` = 1: values must be >= 2"),
         (sweep(grid={"width": "wide"}),
-         "config key `sweeps.s.grid.width` = 'wide': must be an integer or a non-empty list"),
+         "config key `sweeps.s.grid.width` = 'wide': must be an integer, a non-empty list of integers"),
         (sweep(grid={"lambda": []}),
          "config key `sweeps.s.grid.lambda` = []: [] should be non-empty"),
         (sweep(grid={"lambda": [1.0, 1.0]}), "duplicate value(s) [1.0]"),

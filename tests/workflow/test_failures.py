@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import subprocess
 
+import pandas as pd
 import pytest
 import yaml
-from test_pipeline import BIN, env, make_project, smk
+from test_pipeline import BIN, env, make_project, smk, solve_jobs
 
 from lrsweep import results
 
@@ -97,3 +98,25 @@ def test_a_configfile_replaces_config_yaml_and_run_selects_sweeps(tmp_path):
     proc = smk(project, "-n", "--config", "run=[nope]", check=False)
     assert proc.returncode != 0
     assert "config key `run` names ['nope']" in proc.stdout + proc.stderr
+
+
+def test_a_corrupt_shard_is_named_and_one_rerun_solves_exactly_it(tmp_path):
+    project = make_project(tmp_path / "p", {"plots": False, "sweeps": {
+        "good": {**GOOD, "shard_size": 2, "grid": {"lambda": [-2.0, 0.0, 2.0],
+                                                    "scale": [0.1, 0.2], "seed": [0, 1]}}}})
+    smk(project, "--cores", "2")
+    before = {t: results.load_runs(project / "results/good") for t in ("runs",)}
+    curves = results.load_trajectories(project / "results/good")
+    files = sorted((project / "results/good/trajectories").glob("[!_]*.parquet"))
+    victim = files[1]
+    victim.write_bytes(victim.read_bytes()[:100])  # truncated
+    proc = smk(project, "--cores", "2", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"shard file results/good/trajectories/{victim.name} is truncated or corrupt" in out
+    assert "run the same snakemake command again to solve exactly that shard" in out
+    proc = smk(project, "--cores", "2")  # the documented recovery: the same command
+    solved = solve_jobs(proc.stdout + proc.stderr)
+    assert solved == [f"results/good/shards/{victim.stem}"]
+    pd.testing.assert_frame_equal(results.load_runs(project / "results/good"), before["runs"])
+    pd.testing.assert_frame_equal(results.load_trajectories(project / "results/good"), curves)

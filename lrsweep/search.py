@@ -171,10 +171,13 @@ def find_crossings(
         fa[active] = np.where(same, FA, FB)
         fw[active] = np.where(same, FW / 2, FB)
         b[active], fb[active] = c, fc
+        hit = fc == 0  # an exact root: the bracket collapses onto it
+        a[active] = np.where(hit, c, a[active])
+        fa[active] = np.where(hit, 0.0, fa[active])
         new_width = np.abs(c - a[active])
         bisect[active] = new_width > 0.5 * np.abs(B - A)
         failed = ~np.isfinite(fc)
-        converged = ~failed & ((new_width <= tol) | (fc == 0))
+        converged = ~failed & ((new_width <= tol) | hit)
         status[active[failed]] = "failed"
         reason[active[failed]] = "the measure is NaN inside the bracket (a point failed)"
         status[active[converged]] = "converged"

@@ -56,6 +56,7 @@ rule solve_point:
     output:
         runs="points/{pid}.parquet",
         trajectories="points/{pid}.trajectories.parquet",
+        crossings="points/{pid}.crossings.parquet",
     params:
         spec=point_spec,
     script:
@@ -76,7 +77,8 @@ from lrsweep.solve import run_shard
 from lrsweep.spec import ShardSpec
 
 spec = ShardSpec.from_params(snakemake.params.spec)
-run_shard(spec, snakemake.output.runs, snakemake.output.trajectories, log=None)
+run_shard(spec, snakemake.output.runs, snakemake.output.trajectories,
+          snakemake.output.crossings, log=None)
 '''
 
 GATHER = '''\

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lrsweep.paths import SweepPaths
+from lrsweep.paths import SHARD_FILES, SweepPaths
 
 __all__ = ["main"]
 
@@ -300,12 +300,8 @@ def _run_shard(args: argparse.Namespace) -> None:
         return
     paths = SweepPaths(args.sweep, args.results)
     for shard in shards:
-        solve.run_shard(
-            p.shard_spec(shard),
-            paths.shard_runs(shard),
-            paths.shard_trajectories(shard),
-            log=sys.stdout,
-        )
+        files = [paths.shard_file(kind, shard) for kind in SHARD_FILES]
+        solve.run_shard(p.shard_spec(shard), *files, log=sys.stdout)
 
 
 def _aggregate(args: argparse.Namespace) -> None:

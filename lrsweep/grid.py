@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from lrsweep.dynamics import SOLVERS
+from lrsweep.search import SearchSpec
 from lrsweep.spec import InitSpec, PointGrid, Shape, ShardSpec, TaskSpec, TimeSpec
 
 __all__ = [
@@ -281,6 +282,10 @@ def _axes(name: str, sweep: Mapping) -> dict[str, np.ndarray]:
                         f"config key `{key}` = {spec!r}: values must be "
                         f"{f'>= {lo}' if v < lo else f'<= {hi}'} (got {v})"
                     )
+        if axis == "lambda" and isinstance(spec, Mapping) and "search" in spec:
+            # a searched λ: one "point" per line and side, λ = the side's sign (±1)
+            axes[axis] = np.asarray(search_spec(sweep).signs())
+            continue
         values = axis_values(spec, key, integer=axis in INT_AXES)
         if axis == "scale" and values.min() < 0:
             raise ConfigError(
@@ -298,7 +303,44 @@ def _axes(name: str, sweep: Mapping) -> dict[str, np.ndarray]:
     return axes
 
 
+def search_spec(sweep: Mapping) -> SearchSpec | None:
+    """The λ search of a sweep (``grid.lambda: {search: ...}``), or None for a λ grid."""
+    lam = sweep["grid"].get("lambda")
+    if not (isinstance(lam, Mapping) and "search" in lam):
+        return None
+    g = lam["search"]
+    return SearchSpec(
+        min=float(g["min"]),
+        max=float(g["max"]),
+        per_side=int(g["per_side"]),
+        sides=g["sides"],
+        rtol=float(g["rtol"]),
+        measure=g["measure"],
+        threshold=float(sweep["regime_threshold"]),
+    )
+
+
+def _check_search(name: str, sweep: Mapping) -> None:
+    from lrsweep.measures import measures
+
+    search = search_spec(sweep)
+    if search is None:
+        return
+    key = f"sweeps.{name}.grid.lambda.search"
+    if search.min >= search.max:
+        raise ConfigError(
+            f"config key `{key}`: min = {search.min:g} must be < max = {search.max:g}"
+        )
+    names = [m.name for m in measures() if not m.per_layer]
+    if search.measure not in names:
+        raise ConfigError(
+            f"config key `{key}.measure` = {search.measure!r}: not a per-run measure; "
+            f"choose one of {names}"
+        )
+
+
 def _check_sweep(name: str, sweep: dict) -> None:
+    _check_search(name, sweep)
     axes = _axes(name, sweep)
     task, time = sweep["task"], sweep["time"]
     if task["kind"] == "random":
@@ -466,6 +508,11 @@ class SweepPlan:
     settings: dict
     groups: tuple[ShapeGroup, ...]
 
+    @property
+    def search(self) -> SearchSpec | None:
+        """How λ is searched, for a search sweep (its points are then line-sides: λ = ±1)."""
+        return search_spec(self.settings)
+
     @functools.cached_property
     def _index(self) -> dict[str, tuple[ShapeGroup, int, int]]:
         return {name: (g, lo, hi) for g in self.groups for name, lo, hi in g.shards}
@@ -515,6 +562,7 @@ class SweepPlan:
             start=start - lo * block,
             stop=stop - lo * block,
             lr=float(s["lr"]) if s["solver"] == "gd" else None,
+            search=self.search,
         )
 
     def skipped_columns(self) -> Iterator[dict[str, np.ndarray]]:
@@ -596,11 +644,22 @@ class SweepPlan:
         sizes = [hi - lo for _, lo, hi in self._index.values()]
         size = f", {min(sizes)}-{max(sizes)} points each" if sizes else ""
         axes = _axes(self.name, self.settings)
+        what = "points"
+        if self.search is not None:
+            axes.pop("lambda")
+            what = "line-sides"
         dims = " x ".join(f"{v.size} {a}" for a, v in axes.items() if v.size > 1)
         lines = [
-            f"sweep `{self.name}` ({self.settings['solver']}): {self.n_points} points"
+            f"sweep `{self.name}` ({self.settings['solver']}): {self.n_points} {what}"
             f"{f' ({dims})' if dims else ''}, {n_ok} to solve in {len(self.shards)} shard(s){size}"
         ]
+        if self.search is not None:
+            sp = self.search
+            lines.append(
+                f"  lambda searched on each side in [{sp.min:g}, {sp.max:g}]: where "
+                f"{sp.measure} crosses {sp.threshold:g}, {sp.per_side} bracket points, "
+                f"rtol {sp.rtol:g}"
+            )
         if self.settings.get("description"):
             lines.append(f"  {self.settings['description']}")
         seconds, size = self.estimate()

@@ -33,7 +33,10 @@ import pyarrow.parquet as pq
 
 __all__ = [
     "BOUNDARY_SCHEMA",
+    "CROSSINGS_SCHEMA",
     "FACET_KEYS",
+    "ROLES",
+    "SEARCH_BOUNDARY_SCHEMA",
     "TRAJECTORY_INDEX_SCHEMA",
     "table_writer",
     "PHASE_KEYS",
@@ -105,13 +108,23 @@ def shard_schema() -> pa.Schema:
     return pa.schema([f for f in runs_schema() if f.name != "regime"])
 
 
+#: What a run was solved for (``role`` in runs.parquet).
+ROLES = {
+    "grid": "a point of the sweep's grid",
+    "bracket": "search sweeps: a bracket point of a line (log-spaced |lambda| from min to max)",
+    "iterate": "search sweeps: a root-finding iterate between two bracket points",
+}
+
+
 def runs_schema() -> pa.Schema:
-    """``runs.parquet``: identity, parameters, status, the registered measures
+    """``runs.parquet``: identity, parameters, role, status, the registered measures
     (:func:`lrsweep.measures.measures`: metrics, then ``regime``, then diagnostics)."""
+    roles = "; ".join(f"{k}: {v}" for k, v in ROLES.items())
     return pa.schema(
         [
             *_RUN_ID,
             *PARAMETERS,
+            pa.field("role", _str, metadata={"description": roles}),
             *_RUN_STATUS,
             *_measure_fields("metric"),
             _regime_field(),
@@ -165,6 +178,46 @@ TRAJECTORY_INDEX_SCHEMA = pa.schema(
         ("n_points", _i64),  # ok points in it
         ("n_rows", _i64),  # n_points x saved times
         ("fingerprint", _str),  # of the shard's spec
+    ]
+)
+
+#: ``crossings.parquet`` (search sweeps): one row per (line, side, crossing), or per line-side
+#: without a crossing (crossing −1) or skipped (inadmissible side).
+CROSSINGS_SCHEMA = pa.schema(
+    [
+        ("sweep", _str),
+        ("solver", _str),
+        ("task", _str),
+        *[p for p in PARAMETERS if p[0] != "lambda"],
+        ("side", _str),  # negative | positive
+        ("crossing", _i64),  # 0, 1, ... outward from lambda = 0; -1: none on this side
+        ("measure", _str),
+        ("threshold", _f64),
+        ("lambda_star", _f64),  # NaN unless status converged
+        ("measure_at_star", _f64),
+        ("bracket_lo", _f64),  # the final bracket (lambda); the searched range if none
+        ("bracket_hi", _f64),
+        ("evaluations", _i64),
+        ("status", _str),  # converged | none | failed | skipped
+        ("reason", _str),
+        ("measure_min", _f64),  # range of the measure over the line-side's bracket points
+        ("measure_max", _f64),
+    ]
+)
+
+#: ``boundary.parquet`` of a search sweep: λ* over seeds per cell, side and crossing index.
+SEARCH_BOUNDARY_SCHEMA = pa.schema(
+    [
+        ("sweep", _str),
+        ("solver", _str),
+        *[p for p in PARAMETERS if p[0] not in ("lambda", "seed")],
+        ("side", _str),
+        ("crossing", _i64),
+        ("measure", _str),
+        ("threshold", _f64),
+        ("n_lines", _i64),  # seeds whose line-side has this crossing (converged)
+        ("lambda_star_mean", _f64),
+        ("lambda_star_std", _f64),
     ]
 )
 

@@ -20,6 +20,7 @@ running the same Snakemake command again solves exactly that shard and nothing e
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 
 from lrsweep import io
 from lrsweep.fitting import regime
-from lrsweep.paths import SweepPaths
+from lrsweep.paths import SHARD_FILES, SweepPaths
 from lrsweep.spec import ShardSpec
 
 __all__ = [
@@ -83,18 +84,73 @@ def _read(pf: pq.ParquetFile, path: Path, columns: list[str] | None = None) -> p
         raise ShardError(path, f"is truncated or corrupt ({exc})") from None
 
 
+def _line_keys(side: np.ndarray, scale: np.ndarray, seed: np.ndarray) -> list[tuple]:
+    """One key (side ±1, scale, seed) per row: the line-side a row belongs to."""
+    return list(
+        zip(
+            np.sign(side).astype(int).tolist(),
+            np.asarray(scale, float).tolist(),
+            np.asarray(seed).tolist(),
+            strict=True,
+        )
+    )
+
+
 def check_runs_shard(path: str | os.PathLike, spec: ShardSpec) -> pa.Table:
-    """The runs file of a shard, checked: one row per point of ``spec``, in its order."""
+    """The runs file of a shard, checked against the plan: one row per point of ``spec`` in
+    its order; for a search sweep, the bracket points of every line-side of ``spec`` and
+    any iterates, all on those line-sides, no point twice."""
     path = Path(path)
     schema = io.shard_schema()
     table = _read(_open(path, schema, spec), path).cast(schema)
     ids = table.column("point_id").to_numpy()
     want = spec.points["point_id"]
-    if ids.size != want.size or not np.array_equal(ids, want):
+    if spec.search is None:
+        if ids.size != want.size or not np.array_equal(ids, want):
+            raise ShardError(
+                path,
+                f"holds {ids.size} rows whose point ids are not the {want.size} points of "
+                f"{spec.sweep}/{spec.shard} in plan order",
+            )
+        return table
+    pts = spec.points
+    lines = set(_line_keys(pts["lambda"], pts["scale"], pts["seed"]))
+    cols = {c: table.column(c).to_numpy(zero_copy_only=False) for c in ("lambda", "scale", "seed")}
+    role = np.asarray(table.column("role").to_pylist(), dtype=object)
+    keys = _line_keys(cols["lambda"], cols["scale"], cols["seed"])
+    per_line = Counter(k for k, r in zip(keys, role, strict=True) if r == "bracket")
+    if (
+        np.unique(ids).size != ids.size
+        or not set(keys) <= lines
+        or set(per_line) != lines
+        or set(per_line.values()) != {spec.search.per_side}
+        or not set(role) <= {"bracket", "iterate"}
+    ):
         raise ShardError(
             path,
-            f"holds {ids.size} rows whose point ids are not the {want.size} points of "
-            f"{spec.sweep}/{spec.shard} in plan order",
+            f"holds rows that are not the bracket points and iterates of the {len(lines)} "
+            f"line-sides of {spec.sweep}/{spec.shard}",
+        )
+    return table
+
+
+def check_crossings_shard(path: str | os.PathLike, spec: ShardSpec) -> pa.Table:
+    """The crossings file of a shard: empty for a grid sweep; for a search sweep, at least
+    one row for every line-side of ``spec`` and none for another."""
+    path = Path(path)
+    table = _read(_open(path, io.CROSSINGS_SCHEMA, spec), path).cast(io.CROSSINGS_SCHEMA)
+    if spec.search is None:
+        if table.num_rows:
+            raise ShardError(path, f"has {table.num_rows} rows, but its sweep is not a search")
+        return table
+    pts = spec.points
+    lines = set(_line_keys(pts["lambda"], pts["scale"], pts["seed"]))
+    side = np.where(np.asarray(table.column("side").to_pylist()) == "negative", -1, 1)
+    scale, seed = table.column("scale").to_numpy(), table.column("seed").to_numpy()
+    keys = set(_line_keys(side, scale, seed))
+    if keys != lines:
+        raise ShardError(
+            path, f"does not hold the crossings of the {len(lines)} line-sides of its shard"
         )
     return table
 
@@ -220,6 +276,7 @@ def _skipped(plan, settings: dict) -> Iterator[pa.Table]:
                 "task": [settings["task"]["kind"]] * n,
                 **{a: cols[a] for a in ("point_id", "n_in", "n_out", "width", "depth")},
                 **{a: cols[a] for a in ("lambda", "scale", "seed")},
+                "role": ["grid"] * n,
                 "status": ["skipped"] * n,
                 "reason": cols["reason"],
                 **{f.name: [[] for _ in range(n)] for f in schema if pa.types.is_list(f.type)},
@@ -228,10 +285,61 @@ def _skipped(plan, settings: dict) -> Iterator[pa.Table]:
         yield io.to_table(table, schema)
 
 
+def _skipped_sides(plan, settings: dict) -> Iterator[pa.Table]:
+    """Crossings rows (status 'skipped') of the inadmissible sides of a search sweep's lines."""
+    search = plan.search
+    for cols in plan.skipped_columns():
+        n = cols["point_id"].size
+        yield io.to_table(
+            {
+                "sweep": [plan.name] * n,
+                "solver": [settings["solver"]] * n,
+                "task": [settings["task"]["kind"]] * n,
+                **{a: cols[a] for a in ("n_in", "n_out", "width", "depth", "scale", "seed")},
+                "side": np.where(cols["lambda"] < 0, "negative", "positive").tolist(),
+                "crossing": np.full(n, -1),
+                "measure": [search.measure] * n,
+                "threshold": np.full(n, search.threshold),
+                **{c: np.full(n, np.nan) for c in ("lambda_star", "measure_at_star")},
+                "bracket_lo": np.where(cols["lambda"] < 0, -search.max, search.min),
+                "bracket_hi": np.where(cols["lambda"] < 0, -search.min, search.max),
+                "evaluations": np.zeros(n, dtype=np.int64),
+                "status": ["skipped"] * n,
+                "reason": cols["reason"],
+                **{c: np.full(n, np.nan) for c in ("measure_min", "measure_max")},
+            },
+            io.CROSSINGS_SCHEMA,
+        )
+
+
+def search_boundary(crossings: pd.DataFrame) -> pd.DataFrame:
+    """λ* over seeds (mean, sample std, count) per cell, side and crossing index
+    (:data:`lrsweep.io.SEARCH_BOUNDARY_SCHEMA`), from the converged crossings."""
+    keys = [
+        "sweep",
+        "solver",
+        "n_in",
+        "n_out",
+        "width",
+        "depth",
+        "scale",
+        "side",
+        "crossing",
+        "measure",
+        "threshold",
+    ]
+    ok = crossings[crossings["status"] == "converged"]
+    g = ok.groupby(keys, sort=True)["lambda_star"]
+    out = pd.DataFrame(
+        {"n_lines": g.count(), "lambda_star_mean": g.mean(), "lambda_star_std": g.std()}
+    ).reset_index()
+    return out[io.SEARCH_BOUNDARY_SCHEMA.names]
+
+
 def _quarantine(paths: SweepPaths, shard: str) -> list[Path]:
     """Move both files of a shard aside (``*.bad``) so that the workflow solves it again."""
     moved = []
-    for p in (paths.shard_runs(shard), paths.shard_trajectories(shard)):
+    for p in (paths.shard_file(kind, shard) for kind in SHARD_FILES):
         if p.exists():
             bad = p.with_name(p.name + ".bad")
             os.replace(p, bad)
@@ -270,7 +378,9 @@ def merge_sweep(plan, paths: SweepPaths, *, log: Callable[[str], None] = print) 
 
     def add(table: pa.Table) -> pa.Table:
         table = _label(table, threshold)
-        partials.append(phase_partials(table.to_pandas()))
+        df = table.to_pandas()
+        # a search sweep's phase table is over its bracket points: a grid common to all lines
+        partials.append(phase_partials(df[df["role"] != "iterate"]))
         for k, v in zip(
             *np.unique(table.column("status").to_numpy(zero_copy_only=False), return_counts=True),
             strict=True,
@@ -278,7 +388,10 @@ def merge_sweep(plan, paths: SweepPaths, *, log: Callable[[str], None] = print) 
             counts[str(k)] = counts.get(str(k), 0) + int(v)
         return table
 
-    with io.table_writer(paths.runs, schema) as write:
+    with (
+        io.table_writer(paths.runs, schema) as write,
+        io.table_writer(paths.crossings, io.CROSSINGS_SCHEMA) as write_crossings,
+    ):
         for shard in plan.shards:
             spec = plan.shard_spec(shard)
             try:
@@ -286,6 +399,7 @@ def merge_sweep(plan, paths: SweepPaths, *, log: Callable[[str], None] = print) 
                 ok = np.asarray(table.column("status").to_pylist(), dtype=object) == "ok"
                 ok_ids = table.column("point_id").to_numpy()[ok]
                 rows = check_trajectory_shard(paths.shard_trajectories(shard), spec, ok_ids)
+                crossings = check_crossings_shard(paths.shard_crossings(shard), spec)
             except ShardError as exc:
                 moved = _quarantine(paths, shard)
                 raise ValueError(
@@ -293,6 +407,7 @@ def merge_sweep(plan, paths: SweepPaths, *, log: Callable[[str], None] = print) 
                     " run the same snakemake command again to solve exactly that shard"
                 ) from None
             write(add(table))
+            write_crossings(crossings)
             index.append(
                 (
                     shard,
@@ -302,17 +417,22 @@ def merge_sweep(plan, paths: SweepPaths, *, log: Callable[[str], None] = print) 
                     spec.fingerprint(),
                 )
             )
-        for table in _skipped(plan, settings):
-            write(add(table))
+        if plan.search is None:
+            for table in _skipped(plan, settings):
+                write(add(table))
+        else:  # an inadmissible side of a line is a crossing row, not a run
+            for table in _skipped_sides(plan, settings):
+                write_crossings(table)
 
     phase = combine_partials(partials)
     io.write_table(
         pa.Table.from_pandas(phase, preserve_index=False), paths.phase, io.phase_schema()
     )
-    bd = boundary_table(phase, threshold)
-    io.write_table(
-        pa.Table.from_pandas(bd, preserve_index=False), paths.boundary, io.BOUNDARY_SCHEMA
-    )
+    if plan.search is None:
+        bd, bd_schema = boundary_table(phase, threshold), io.BOUNDARY_SCHEMA
+    else:
+        bd, bd_schema = search_boundary(pd.read_parquet(paths.crossings)), io.SEARCH_BOUNDARY_SCHEMA
+    io.write_table(pa.Table.from_pandas(bd, preserve_index=False), paths.boundary, bd_schema)
     shard, file, n_ok, n_rows, fp = (
         (list(c) for c in zip(*index, strict=True)) if index else ([],) * 5
     )
@@ -335,6 +455,6 @@ def solve_and_merge(plan, paths: SweepPaths, *, log: Callable[[str], None] | Non
     from lrsweep.solve import run_shard
 
     for shard in plan.shards:
-        run_shard(plan.shard_spec(shard), paths.shard_runs(shard),
-                  paths.shard_trajectories(shard), log=None)
+        files = [paths.shard_file(kind, shard) for kind in SHARD_FILES]
+        run_shard(plan.shard_spec(shard), *files, log=None)
     return merge_sweep(plan, paths, log=log or (lambda _line: None))

@@ -12,6 +12,7 @@ Layout (``root`` is ``results`` by default)::
                                            _index.parquet listing the checked files
     <root>/<sweep>/phase.parquet           mean and spread over seeds per cell
     <root>/<sweep>/boundary.parquet        where the lazy/rich boundary lies
+    <root>/<sweep>/crossings.parquet       search sweeps: every crossing of every line
     <root>/<sweep>/summary.txt             ``lrsweep show``
     <root>/<sweep>/status.txt              ``lrsweep status``: point counts, failure reasons
     <root>/<sweep>/plots/                  figures
@@ -27,10 +28,15 @@ from pathlib import Path
 
 __all__ = ["FigurePaths", "SUMMARY", "SweepPaths", "TABLES"]
 
-#: The aggregated tables of a sweep, in the order they are written.
-TABLES = ("runs", "trajectories", "phase", "boundary")
+#: The aggregated tables of a sweep, in the order they are written (``crossings`` is empty
+#: but for search sweeps).
+TABLES = ("runs", "trajectories", "phase", "boundary", "crossings")
 #: The paper target whose files sit in ``<root>`` itself: the summary page of all figures.
 SUMMARY = "summary"
+
+
+#: The files a solver job writes for its shard.
+SHARD_FILES = ("runs", "trajectories", "crossings")
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,10 @@ class SweepPaths:
         return self.table("boundary")
 
     @property
+    def crossings(self) -> Path:
+        return self.table("crossings")
+
+    @property
     def summary(self) -> Path:
         return self.dir / "summary.txt"
 
@@ -98,9 +108,19 @@ class SweepPaths:
     def shards(self) -> Path:
         return self.dir / "shards"
 
+    def shard_file(self, kind: str, shard: str) -> Path:
+        """The file of one of :data:`SHARD_FILES` written for ``shard``."""
+        if kind not in SHARD_FILES:
+            raise ValueError(f"`kind` must be one of {list(SHARD_FILES)}, got {kind!r}")
+        return getattr(self, f"shard_{kind}")(shard)
+
     def shard_runs(self, shard: str) -> Path:
         """The runs file written by the solver job of ``shard``."""
         return self.shards / f"{shard}.parquet"
+
+    def shard_crossings(self, shard: str) -> Path:
+        """The crossings found by the solver job of ``shard`` (search sweeps; else empty)."""
+        return self.shards / f"{shard}.crossings.parquet"
 
     def shard_trajectories(self, shard: str) -> Path:
         """The trajectories file written by the solver job of ``shard`` (a dataset file)."""

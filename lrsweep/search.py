@@ -6,7 +6,8 @@ side of λ = 0, :func:`find_crossings` evaluates m at ``per_side`` log-spaced br
 |λ| ∈ [min, max], takes every sign change of m − threshold between neighbours (ordered
 outward from λ = 0) as a bracket, and narrows all brackets of all lines together with the
 Illinois variant of regula falsi in u = log|λ| (superlinear, and never leaves its bracket),
-falling back to bisection whenever a step fails to halve the bracket. Each iteration is one
+falling back to bisection whenever a step fails to halve the bracket and stepping at least
+half a tolerance once an end sits on the root (as Brent's method does). Each iteration is one
 call of ``evaluate`` on every bracket still open, so a batched solver does all lines at once.
 It stops when a bracket is narrower than ``rtol`` relative in λ (theory §4).
 
@@ -159,8 +160,13 @@ def find_crossings(
         A, B, FA, FW, FB = a[active], b[active], fa[active], fw[active], fb[active]
         with np.errstate(divide="ignore", invalid="ignore"):
             c = B - FB * (B - A) / (FB - FW)
+        # a secant step that would stay within half a tolerance of B (B sits on the root) is
+        # replaced by exactly half a tolerance towards A: it lands on the other side of the
+        # root and closes the bracket (as in Brent's method)
+        near = np.isfinite(c) & (np.abs(c - B) < tol / 2)
         bad = ~np.isfinite(c) | (c <= np.minimum(A, B)) | (c >= np.maximum(A, B))
         c = np.where(bad | bisect[active], (A + B) / 2, c)
+        c = np.where(near, B + np.sign(A - B) * tol / 2, c)
         fc = np.asarray(evaluate(li[active], sign[li[active]] * np.exp(c)), dtype=float)
         fc = fc - spec.threshold
         iters[active] += 1
@@ -224,3 +230,84 @@ def find_crossings(
     )
     order = np.lexsort((rows.crossing, rows.line))
     return Crossings(**{f: getattr(rows, f)[order] for f in Crossings.__dataclass_fields__})
+
+
+def search_shard(spec, *, log=None):
+    """Search λ on every line-side of a search shard: its (runs, trajectories, crossings).
+
+    Every evaluation solves real points through :func:`lrsweep.solve.solve_points` (same
+    inits, solver, measures and diagnostics as a grid sweep): the bracket points of all
+    line-sides in one call (role ``bracket``), then one call per iteration with one point per
+    open bracket (role ``iterate``). A point that is not ``ok`` has a NaN measure, which ends
+    its bracket as 'failed'. Nothing computed is thrown away: every evaluated point is a row
+    of the runs table and its curves are in the trajectories.
+
+    Parameters
+    ----------
+    spec : lrsweep.spec.ShardSpec
+        A shard of a search sweep: its points are line-sides (``lambda`` = ±1).
+    log : text stream, optional
+
+    Returns
+    -------
+    runs, trajectories, crossings : pyarrow.Table
+        :func:`lrsweep.io.shard_schema`, :func:`lrsweep.io.trajectories_schema`,
+        :data:`lrsweep.io.CROSSINGS_SCHEMA`.
+    """
+    import pyarrow as pa
+
+    from lrsweep import io
+    from lrsweep.grid import point_ids
+    from lrsweep.solve import solve_points
+
+    search = spec.search
+    lines = spec.points
+    shape = {a: getattr(spec.shape, a) for a in ("n_in", "n_out", "width", "depth")}
+    runs, trajs = [], []
+
+    def evaluate(line: np.ndarray, lam: np.ndarray) -> np.ndarray:
+        cols = {"lambda": lam, "scale": lines["scale"][line], "seed": lines["seed"][line]}
+        n = lam.size
+        cols["point_id"] = point_ids(
+            {**{a: np.full(n, v, dtype=np.int64) for a, v in shape.items()}, **cols}
+        )
+        role = "bracket" if not runs else "iterate"
+        table, traj = solve_points(spec.with_points(cols), role=role, log=log)
+        runs.append(table)
+        trajs.append(traj)
+        ok = np.asarray(table.column("status").to_pylist(), dtype=object) == "ok"
+        values = table.column(search.measure).to_numpy(zero_copy_only=False)
+        return np.where(ok, values, np.nan)
+
+    found = find_crossings(evaluate, lines["lambda"], search)
+    line = found.line
+    n = line.size
+    task = runs[0].column("task")[0].as_py() if runs and runs[0].num_rows else spec.task.kind
+    crossings = io.to_table(
+        {
+            "sweep": [spec.sweep] * n,
+            "solver": [spec.solver] * n,
+            "task": [task] * n,
+            **{a: np.full(n, v, dtype=np.int64) for a, v in shape.items()},
+            "scale": lines["scale"][line],
+            "seed": lines["seed"][line],
+            "side": np.where(lines["lambda"][line] < 0, "negative", "positive").tolist(),
+            "crossing": found.crossing,
+            "measure": [search.measure] * n,
+            "threshold": np.full(n, search.threshold),
+            "lambda_star": found.lambda_star,
+            "measure_at_star": found.measure_at_star,
+            "bracket_lo": found.bracket_lo,
+            "bracket_hi": found.bracket_hi,
+            "evaluations": found.evaluations,
+            "status": found.status.tolist(),
+            "reason": found.reason.tolist(),
+            "measure_min": found.measure_min,
+            "measure_max": found.measure_max,
+        },
+        io.CROSSINGS_SCHEMA,
+    )
+    traj = pa.concat_tables(trajs)
+    # the trajectory dataset is sorted by point id (lrsweep.merge checks it)
+    traj = traj.take(pa.array(np.argsort(traj.column("point_id").to_numpy(), kind="stable")))
+    return pa.concat_tables(runs), traj, crossings

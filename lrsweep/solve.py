@@ -18,6 +18,7 @@ import os
 import sys
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -144,7 +145,9 @@ def _evaluate(
     return outcome, values, curves
 
 
-def solve_points(spec: ShardSpec, *, log: TextIO | None = None) -> tuple[pa.Table, pa.Table]:
+def solve_points(
+    spec: ShardSpec, *, role: str = "grid", log: TextIO | None = None
+) -> tuple[pa.Table, pa.Table]:
     """Solve every point of a shard; return its (shard rows, trajectory rows) tables.
 
     Parameters
@@ -152,6 +155,8 @@ def solve_points(spec: ShardSpec, *, log: TextIO | None = None) -> tuple[pa.Tabl
     spec : ShardSpec
         From :meth:`lrsweep.grid.SweepPlan.shard_spec`: solver, task, init, time grid, sweep
         seed, shape, and the points (ids, λ, scale, seed).
+    role : str
+        The ``role`` column of the rows (:data:`lrsweep.io.ROLES`).
     log : text stream, optional
         Receives progress lines (points done / total, rate).
 
@@ -164,7 +169,7 @@ def solve_points(spec: ShardSpec, *, log: TextIO | None = None) -> tuple[pa.Tabl
     """
     t0 = time.perf_counter()
     s = spec.shape
-    n = spec.n_points
+    n = spec.n_solved
     t = spec.time.grid()
     n_t = t.size
     status = np.full(n, "ok", dtype=object)
@@ -237,7 +242,7 @@ def solve_points(spec: ShardSpec, *, log: TextIO | None = None) -> tuple[pa.Tabl
     bad = status != "ok"
     for c in cols.values():
         c[bad] = np.nan
-    return _tables(spec, task_name, status, reason, cols, t, curves)
+    return _tables(spec, task_name, status, reason, cols, t, curves, role)
 
 
 def _list_array(values: np.ndarray) -> pa.Array:
@@ -247,7 +252,7 @@ def _list_array(values: np.ndarray) -> pa.Array:
     return pa.ListArray.from_arrays(offsets, pa.array(values.ravel(), type=pa.float64()))
 
 
-def _tables(spec: ShardSpec, task_name, status, reason, cols, t, curves):
+def _tables(spec: ShardSpec, task_name, status, reason, cols, t, curves, role):
     n = status.size
     per_layer = {m.name for m in measures() if m.per_layer}
     runs = {
@@ -260,6 +265,7 @@ def _tables(spec: ShardSpec, task_name, status, reason, cols, t, curves):
         "lambda": spec.column("lambda"),
         "scale": spec.column("scale"),
         "seed": spec.column("seed", np.int64),
+        "role": [role] * n,
         "status": status,
         "reason": reason,
         **{k: _list_array(v) if k in per_layer else v for k, v in cols.items()},
@@ -290,19 +296,30 @@ def run_shard(
     spec: ShardSpec,
     runs_path: str | Path,
     trajectories_path: str | Path,
+    crossings_path: str | Path,
     *,
     log: TextIO | None = sys.stderr,
-) -> tuple[Path, Path]:
-    """Solve a shard and write its two Parquet files atomically (the ``solve_shard`` job).
+) -> None:
+    """Solve a shard and write its three files atomically (the ``solve_shard`` job).
+
+    A grid shard solves its points (:func:`solve_points`); a search shard searches λ on
+    its line-sides (:func:`lrsweep.search.search_shard`) and also writes the crossings
+    (empty for a grid shard). Every file carries the shard's fingerprint.
 
     Test hook: if the environment variable ``LRSWEEP_INJECT_FAILURE`` equals
     ``<sweep>/<shard>``, the job fails before solving (used to test failure handling of
     executors, e.g. on SLURM, which exports the environment to the job).
     """
+    from lrsweep.search import search_shard
+
     if os.environ.get("LRSWEEP_INJECT_FAILURE") == f"{spec.sweep}/{spec.shard}":
         raise RuntimeError(f"injected failure in shard {spec.sweep}/{spec.shard}")
     t0 = time.perf_counter()
-    runs, traj = solve_points(spec, log=log)
+    if spec.search is None:
+        runs, traj = solve_points(spec, log=log)
+        crossings = io.CROSSINGS_SCHEMA.empty_table()
+    else:
+        runs, traj, crossings = search_shard(spec, log=log)
     stamp = {FINGERPRINT_KEY: spec.fingerprint().encode()}
     io.write_table(
         traj,
@@ -311,21 +328,13 @@ def run_shard(
         metadata=stamp,
         row_group_size=TRAJECTORY_ROW_GROUP * spec.time.n_points,
     )
+    io.write_table(crossings, crossings_path, io.CROSSINGS_SCHEMA, metadata=stamp)
     io.write_table(runs, runs_path, io.shard_schema(), metadata=stamp)
     if log is not None:
-        counts = {
-            str(k): int(v)
-            for k, v in zip(
-                *np.unique(
-                    runs.column("status").to_numpy(zero_copy_only=False), return_counts=True
-                ),
-                strict=True,
-            )
-        }
+        counts = Counter(runs.column("status").to_pylist())
         print(
-            f"[{spec.shard}] wrote {runs_path} and {trajectories_path} in "
-            f"{time.perf_counter() - t0:.1f} s; status counts {counts}",
+            f"[{spec.shard}] wrote {runs_path}, {trajectories_path} and {crossings_path} in "
+            f"{time.perf_counter() - t0:.1f} s; status counts {dict(counts)}",
             file=log,
             flush=True,
         )
-    return Path(runs_path), Path(trajectories_path)

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from lrsweep.search import SearchSpec
+
 __all__ = ["InitSpec", "PointGrid", "Shape", "ShardSpec", "TaskSpec", "TimeSpec"]
 
 
@@ -191,6 +193,9 @@ class ShardSpec:
         This shard's points: ``grid``'s points ``start`` … ``stop − 1``.
     lr : float or None
         Learning rate of ``gd``.
+    search : SearchSpec or None
+        For a search sweep: its points are line-sides (``lambda`` = the side's sign, ±1) on
+        which λ is searched (:mod:`lrsweep.search`).
     """
 
     sweep: str
@@ -205,6 +210,7 @@ class ShardSpec:
     start: int
     stop: int
     lr: float | None = None
+    search: SearchSpec | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.stop <= self.grid.size:
@@ -226,6 +232,18 @@ class ShardSpec:
         n = self.n_points
         shape = {a: np.full(n, getattr(self.shape, a), dtype=np.int64) for a in _SHAPE_FIELDS}
         return {"point_id": point_ids({**shape, **cols}), **cols}
+
+    def with_points(self, points: Mapping[str, np.ndarray]) -> ShardSpec:
+        """The same shard solving the given points instead (``point_id``, ``lambda``,
+        ``scale``, ``seed`` of equal length): the evaluations of a λ search."""
+        new = replace(self)
+        new.__dict__["points"] = {k: np.asarray(points[k]) for k in POINT_COLUMNS}
+        return new
+
+    @property
+    def n_solved(self) -> int:
+        """Number of points :attr:`points` holds (= :attr:`n_points` unless overridden)."""
+        return int(self.points["point_id"].size)
 
     def column(self, name: str, dtype: type = float) -> np.ndarray:
         """One per-point column as an array."""
@@ -259,6 +277,8 @@ class ShardSpec:
         }
         if self.lr is not None:
             out["lr"] = self.lr
+        if self.search is not None:
+            out["search"] = asdict(self.search)
         return out
 
     @classmethod
@@ -277,6 +297,7 @@ class ShardSpec:
             start=int(params["start"]),
             stop=int(params["stop"]),
             lr=params.get("lr"),
+            search=SearchSpec(**params["search"]) if "search" in params else None,
         )
 
     def fingerprint(self) -> str:

@@ -90,7 +90,8 @@ def test_default_config_file_is_valid():
          "config key `sweeps.s.grid.width` = [-3, 4]: values must be >= 1 (got -3)"),
         (sweep(grid={"depth": 1}), "config key `sweeps.s.grid.depth` = 1: values must be >= 2"),
         (sweep(grid={"width": "wide"}),
-         "config key `sweeps.s.grid.width` = 'wide': must be an integer, a non-empty list of integers"),
+         "config key `sweeps.s.grid.width` = 'wide': must be an integer, a non-empty list of "
+         "integers"),
         (sweep(grid={"lambda": []}),
          "config key `sweeps.s.grid.lambda` = []: [] should be non-empty"),
         (sweep(grid={"lambda": [1.0, 1.0]}), "duplicate value(s) [1.0]"),

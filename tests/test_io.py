@@ -13,7 +13,8 @@ F, N, S = pa.float64(), pa.int64(), pa.string()
 
 RUNS_CONTRACT = {
     "sweep": S, "point_id": N, "shard": S, "solver": S, "task": S, "n_in": N, "n_out": N,
-    "width": N, "depth": N, "lambda": F, "scale": F, "seed": N, "status": S, "reason": S,
+    "width": N, "depth": N, "lambda": F, "scale": F, "seed": N, "role": S, "status": S,
+    "reason": S,
     "initial_loss": F, "final_loss": F, "fit_fraction": F, "kernel_distance": F,
     "kernel_distance_max": F, "ntk_change": F, "weight_change": F,
     "weight_change_layers": pa.list_(F), "time_to_fit_50": F, "time_to_fit_90": F,

@@ -139,7 +139,8 @@ def test_a_bad_shard_is_named_moved_aside_and_resolved_again(clean, work, corrup
     assert missing == [shard]
     for s in missing:
         spec = p.shard_spec(s)
-        run_shard(spec, paths.shard_runs(s), paths.shard_trajectories(s), log=None)
+        run_shard(spec, paths.shard_runs(s), paths.shard_trajectories(s),
+                  paths.shard_crossings(s), log=None)
     merge_sweep(p, paths)
     assert_same(clean[1], paths)
 

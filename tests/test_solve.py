@@ -161,7 +161,8 @@ def test_progress_lines_and_run_shard(tmp_path, capsys):
     import sys
 
     (spec,) = specs(**EXACT)
-    solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=sys.stdout)
+    solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet",
+                    tmp_path / "c.parquet", log=sys.stdout)
     out = capsys.readouterr().out
     assert f"[{spec.shard}] 12/12 points (" in out and "points/s, 0 failed)" in out
     assert "status counts {'ok': 12}" in out
@@ -181,7 +182,8 @@ def test_injected_failure_hook(tmp_path, monkeypatch):
     (spec,) = specs(**EXACT)
     monkeypatch.setenv("LRSWEEP_INJECT_FAILURE", f"s/{spec.shard}")
     with pytest.raises(RuntimeError, match=f"injected failure in shard s/{spec.shard}"):
-        solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet", log=None)
+        solve.run_shard(spec, tmp_path / "r.parquet", tmp_path / "t.parquet",
+                        tmp_path / "c.parquet", log=None)
     assert not (tmp_path / "r.parquet").exists()
 
 

@@ -1,7 +1,6 @@
 rule aggregate_sweep:
     input:
-        runs=get_shard_runs,
-        trajectories=get_shard_trajectories,
+        unpack(get_shard_files),
     output:
         **{table: str(SWEEP.table(table)) for table in TABLES},
     log:

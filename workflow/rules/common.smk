@@ -6,7 +6,7 @@ from snakemake.exceptions import WorkflowError
 
 import lrsweep
 from lrsweep.grid import ConfigError, plan, validate_config
-from lrsweep.paths import SUMMARY, TABLES, FigurePaths, SweepPaths
+from lrsweep.paths import SHARD_FILES, SUMMARY, TABLES, FigurePaths, SweepPaths
 from lrsweep.solve import code_fingerprint
 
 try:
@@ -45,16 +45,13 @@ def get_task_files(wildcards):
     return [task["path"]] if task["kind"] == "file" else []
 
 
-def get_shard_runs(wildcards):
+def get_shard_files(wildcards):
+    """Every shard's runs, trajectories and crossings files of a sweep, by kind (unpack)."""
     paths = SweepPaths(wildcards.sweep)
-    return [str(paths.shard_runs(shard)) for shard in PLANS[wildcards.sweep].shards]
-
-
-def get_shard_trajectories(wildcards):
-    paths = SweepPaths(wildcards.sweep)
-    return [
-        str(paths.shard_trajectories(shard)) for shard in PLANS[wildcards.sweep].shards
-    ]
+    shards = PLANS[wildcards.sweep].shards
+    return {
+        kind: [str(paths.shard_file(kind, s)) for s in shards] for kind in SHARD_FILES
+    }
 
 
 def get_sweep_settings(wildcards):

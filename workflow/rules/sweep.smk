@@ -2,8 +2,7 @@ rule solve_shard:
     input:
         get_task_files,
     output:
-        runs=str(SWEEP.shard_runs("{shard}")),
-        trajectories=str(SWEEP.shard_trajectories("{shard}")),
+        **{kind: str(SWEEP.shard_file(kind, "{shard}")) for kind in SHARD_FILES},
     log:
         "logs/solve_shard/{sweep}/{shard}.log",
     benchmark:

@@ -12,5 +12,6 @@ run_shard(
     ShardSpec.from_params(sm.params.spec),
     sm.output.runs,
     sm.output.trajectories,
+    sm.output.crossings,
     log=log,
 )

@@ -125,7 +125,11 @@ def _schema_error(err: Any) -> ConfigError:
     if err.validator == "additionalProperties":
         allowed = sorted(err.schema.get("properties", {}))
         return ConfigError(f"config key `{key}`: {err.message}; allowed keys: {allowed}")
-    return ConfigError(f"config key `{key}` = {err.instance!r}: {err.message}")
+    hint = ""
+    if err.validator == "type" and str(err.instance).lower() in ("true", "false"):
+        # Snakemake's --config reads Python literals: plots=false is the string 'false'
+        hint = f"; on the command line write {str(err.instance).capitalize()} (a Python literal)"
+    return ConfigError(f"config key `{key}` = {err.instance!r}: {err.message}{hint}")
 
 
 def validate_config(config: Mapping) -> dict:

@@ -356,8 +356,9 @@ def draw_threshold_contour(
 
 
 def boundary_lambda_columns(boundary: pd.DataFrame) -> list[str]:
-    """λ-crossing columns of a boundary table: those named 'lambda_*'."""
-    return [c for c in boundary.columns if c.startswith("lambda_")]
+    """λ-crossing columns of a boundary table: 'lambda_neg' and 'lambda_pos' of a grid sweep,
+    'lambda_star_mean' of a search sweep (its spread is not a λ)."""
+    return [c for c in boundary.columns if c.startswith("lambda_") and not c.endswith("_std")]
 
 
 def draw_boundary_markers(ax: Axes, boundary: pd.DataFrame) -> int:

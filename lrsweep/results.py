@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lrsweep import io
 from lrsweep.paths import SweepPaths
@@ -41,6 +42,7 @@ __all__ = [
     "describe",
     "filter_frame",
     "load_boundary",
+    "load_crossings",
     "load_phase",
     "load_runs",
     "load_sweep",
@@ -57,6 +59,7 @@ _SCHEMAS = {
     "trajectories": lambda: io.TRAJECTORY_INDEX_SCHEMA,
     "phase": io.phase_schema,
     "boundary": lambda: io.BOUNDARY_SCHEMA,
+    "crossings": lambda: io.CROSSINGS_SCHEMA,
 }
 
 
@@ -97,7 +100,10 @@ def filter_frame(
 def _frame(sweep_dir: str | Path, table: str, columns: list[str] | None = None) -> pd.DataFrame:
     """One of a sweep's tables as a DataFrame, schema-checked (only ``columns`` if given)."""
     path = SweepPaths.of(sweep_dir).table(table)
-    return io.read_table(path, _SCHEMAS[table](), columns=columns).to_pandas()
+    schema = _SCHEMAS[table]()
+    if table == "boundary" and path.is_file() and "lambda_star_mean" in pq.read_schema(path).names:
+        schema = io.SEARCH_BOUNDARY_SCHEMA  # a search sweep's λ* statistics
+    return io.read_table(path, schema, columns=columns).to_pandas()
 
 
 def load_runs(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
@@ -111,8 +117,17 @@ def load_phase(sweep_dir: str | Path, where: Mapping | None = None, **filters) -
 
 
 def load_boundary(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
-    """``boundary.parquet`` (λ crossings of the regime threshold per scale)."""
+    """``boundary.parquet``: where the regime threshold is crossed. A grid sweep's has the λ
+    interpolated between grid values per scale (:data:`lrsweep.io.BOUNDARY_SCHEMA`); a
+    search sweep's, λ* over seeds per scale, side and crossing
+    (:data:`lrsweep.io.SEARCH_BOUNDARY_SCHEMA`)."""
     return filter_frame(_frame(sweep_dir, "boundary"), where, **filters)
+
+
+def load_crossings(sweep_dir: str | Path, where: Mapping | None = None, **filters) -> pd.DataFrame:
+    """``crossings.parquet`` (search sweeps): every crossing λ* of every line and side, with
+    its final bracket, evaluations and status (:data:`lrsweep.io.CROSSINGS_SCHEMA`)."""
+    return filter_frame(_frame(sweep_dir, "crossings"), where, **filters)
 
 
 #: Run columns joined to the curves by :func:`load_trajectories` (``join=True``).
@@ -390,6 +405,17 @@ def describe(
             table.to_string(float_format=fmt, na_rep="-"),
         ]
         mask = np.logical_and.reduce([bound[k] == v for k, v in zip(_FACET_KEYS, key, strict=True)])
+        if "lambda_star_mean" in bound.columns:  # a search sweep: λ* (mean over seeds) per side
+            b = bound.loc[mask & (bound["crossing"] == 0)].pivot_table(
+                index="scale", columns="side", values="lambda_star_mean"
+            )
+            if len(b):
+                lines += [
+                    f"lazy/rich boundary (searched): first lambda* on each side where "
+                    f"{bound['measure'].iloc[0]} crosses {threshold:g}, mean over seeds",
+                    b.to_string(float_format="{:.7g}".format, na_rep="-"),
+                ]
+            continue
         b = bound.loc[mask].set_index("scale")[["lambda_neg", "lambda_pos"]]
         if len(b):
             b = b.reindex(_spread(b.index.to_numpy(), max_rows))

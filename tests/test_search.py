@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -103,3 +104,145 @@ def test_every_iteration_is_one_batched_call():
 def test_sides(sides):
     sp = spec(sides=sides)
     assert sp.signs() == ((1.0,) if sides == "positive" else (-1.0,))
+
+
+# ------------------------------------------------------------------ through the solvers
+
+
+def search_sweep(**grid_) -> dict:
+    grid_ = {"lambda": {"search": {"per_side": 6, "rtol": 1e-6}}, **grid_}
+    return {"time": {"t_max": 30.0, "n_points": 41, "spacing": "log"}, "grid": grid_}
+
+
+def searched(cfg: dict) -> tuple:
+    from lrsweep.grid import plan
+    from lrsweep.search import search_shard
+
+    p = plan({"sweeps": {"s": cfg}})["s"]
+    out = [search_shard(p.shard_spec(s)) for s in p.shards]
+    crossings = pd.concat([c.to_pandas() for _, _, c in out], ignore_index=True)
+    runs = pd.concat([r.to_pandas() for r, _, _ in out], ignore_index=True)
+    return p, crossings, runs
+
+
+def measure_of(p, row, lam: float) -> float:
+    """The measure at one λ on a crossing's line, solved alone (brute-force reference)."""
+    from lrsweep.grid import point_ids
+    from lrsweep.solve import solve_points
+
+    spec = p.shard_spec(p.shards[0])
+    spec = next(p.shard_spec(s) for s in p.shards
+                if p.shard_spec(s).shape.n_in == row.n_in and p.shard_spec(s).shape.n_out
+                == row.n_out and p.shard_spec(s).shape.depth == row.depth)
+    cols = {"lambda": np.array([lam]), "scale": np.array([row.scale]),
+            "seed": np.array([row.seed])}
+    shape = {a: np.array([getattr(spec.shape, a)]) for a in ("n_in", "n_out", "width", "depth")}
+    cols["point_id"] = point_ids({**shape, **cols})
+    table, _ = solve_points(spec.with_points(cols))
+    return table.column(p.search.measure)[0].as_py()
+
+
+@pytest.mark.parametrize(
+    ("solver", "shapes"),
+    [("exact", [(4, 4), (8, 4), (4, 8)]), ("flow", [(3, 3)])],
+)
+def test_searched_lambda_star_matches_a_brute_force_bisection(solver, shapes):
+    for n_in, n_out in shapes:
+        cfg = search_sweep(scale=[0.3], seed=[3], n_in=[n_in], n_out=[n_out],
+                           width=[min(n_in, n_out)])
+        cfg["solver"] = solver
+        if solver == "flow":  # each evaluation is a simulation: a coarser λ*
+            cfg["grid"]["lambda"]["search"].update(max=10.0, rtol=1e-4, sides="positive")
+        p, crossings, _ = searched(cfg)
+        conv = crossings[crossings["status"] == "converged"]
+        assert len(conv) >= 1
+        brackets = p.search.brackets()
+        for row in conv.itertuples():
+            mag = abs(row.lambda_star)
+            k = np.searchsorted(brackets, mag)
+            lo, hi = brackets[k - 1], brackets[k]  # the bracket the search started from
+            sign = np.sign(row.lambda_star)
+            ref = bisect(lambda m, p=p, row=row, sign=sign: measure_of(p, row, sign * m)
+                         - p.search.threshold, lo, hi, tol=p.search.rtol * 1e-4)
+            assert abs(mag - ref) <= p.search.rtol * ref, (row, ref)
+
+
+def test_physics_of_the_searched_boundary():
+    _, crossings, runs = searched(search_sweep(scale=[0.1], seed=[0], n_in=[4, 8],
+                                               n_out=[4, 8], width=[4],
+                                               **{"lambda": {"search": {"max": 100.0}}}))
+    conv = crossings[crossings["status"] == "converged"]
+    sides = {(r.n_in, r.n_out): set() for r in crossings.itertuples()}
+    for r in conv.itertuples():
+        sides[(r.n_in, r.n_out)].add(r.side)
+    assert sides[(4, 4)] == {"negative", "positive"}  # square: lazy on both sides
+    assert sides[(8, 4)] == {"positive"}  # funnel 8-4-4: only λ > 0 turns lazy
+    assert sides[(4, 8)] == {"negative"}  # anti-funnel 4-4-8: only λ < 0
+    assert sides[(8, 8)] == set()  # bottleneck 8-4-8: rich on all of ±[0.01, 100]
+    sq = conv[(conv.n_in == 4) & (conv.n_out == 4)].set_index("side")["lambda_star"]
+    np.testing.assert_allclose(sq["positive"], -sq["negative"], rtol=2e-6)  # symmetric
+    # nothing computed is thrown away: every evaluation is a run, by role
+    assert set(runs["role"]) == {"bracket", "iterate"}
+    per_line = runs.groupby(["n_in", "n_out", "role"]).size()
+    assert (per_line.xs("bracket", level="role") == 2 * 8).all()
+
+
+def test_long_horizons_converge_to_the_crossing_of_the_converged_state():
+    """S(0, t) → S(0, ∞), which for an isotropic square init is a function of λ and the task
+    alone (theory §6.2): its crossing, from the converged QQᵀ (theory §3.4), is the limit."""
+    from lrsweep import exact
+    from lrsweep.metrics import kernel_distance, ntk_grams_from_qqt
+    from lrsweep.tasks import random_regression
+
+    sigma = random_regression(4, 4, seed=0).sigma_yx
+    scale = 0.1
+
+    def s_inf(lam: float) -> float:  # isotropic init: W1ᵀW1(0), W2W2ᵀ(0) multiples of I
+        big = np.hypot(lam, 2 * scale) / 2 + abs(lam) / 2
+        small = scale * (scale / big)
+        s1, s2 = (small, big) if lam >= 0 else (big, small)
+        q0 = np.zeros((8, 8))
+        q0[:4, :4], q0[4:, 4:] = s1 * np.eye(4), s2 * np.eye(4)
+        q_inf = exact.converged(sigma, lam)
+        g0, g1 = ntk_grams_from_qqt(q0, 4), ntk_grams_from_qqt(q_inf, 4)
+        return float(kernel_distance(g0, g1)) - 0.01
+
+    ref = bisect(s_inf, 1.0, 20.0, tol=1e-12)
+    got = []
+    for t_max in (10.0, 100.0, 1000.0):
+        cfg = search_sweep(scale=[scale], seed=[0], n_in=[4], n_out=[4], width=[4])
+        cfg["time"]["t_max"] = t_max
+        cfg["grid"]["lambda"]["search"]["sides"] = "positive"
+        _, crossings, _ = searched(cfg)
+        got.append(crossings["lambda_star"].iloc[0])
+    errors = np.abs(np.array(got) - ref) / ref
+    assert errors[-1] < 1e-5 and errors[0] >= errors[-1], (got, ref)
+
+
+def test_the_searched_boundary_lies_in_the_grid_bracket():
+    """The same lines gridded (10 λ per side, as the default `phase` sweep) and searched:
+    λ* falls between the grid values around the grid's interpolated crossing, which is off by
+    its interpolation error."""
+    from lrsweep.grid import plan
+    from lrsweep.merge import search_boundary
+    from lrsweep.results import boundary_table, phase_table
+    from lrsweep.solve import solve_points
+
+    lines = {"scale": [0.1], "seed": [0, 1, 2], "n_in": [4, 8], "n_out": [4], "width": [4]}
+    grid_cfg = search_sweep(**lines)
+    grid_cfg["grid"]["lambda"] = {"symlog": {"min": 0.01, "max": 100.0, "per_side": 10}}
+    p = plan({"sweeps": {"s": grid_cfg}})["s"]
+    runs = pd.concat([solve_points(p.shard_spec(s))[0].to_pandas() for s in p.shards])
+    runs["regime"] = ""
+    gridded = boundary_table(phase_table(runs), 0.01).set_index("n_in")
+    _, crossings, _ = searched(search_sweep(**lines))
+    crossings["sweep"] = "s"
+    found = search_boundary(crossings).set_index(["n_in", "side"])
+    lam_grid = np.unique(runs["lambda"])
+    for n_in, side, col in ((4, "positive", "lambda_pos"), (4, "negative", "lambda_neg"),
+                            (8, "positive", "lambda_pos")):
+        star = found.loc[(n_in, side), "lambda_star_mean"]
+        interp = gridded.loc[n_in, col]
+        k = np.searchsorted(lam_grid, interp)
+        assert lam_grid[k - 1] <= star <= lam_grid[k], (n_in, side, star, interp)
+        assert 1e-6 < abs(interp - star) / abs(star) < 0.2  # the grid's interpolation error

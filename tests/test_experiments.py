@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from lrsweep import experiments
 from lrsweep.exact import aligned_singular_values
-from lrsweep.experiments import applications, exact_vs_sim, hierarchy, singular_values
+from lrsweep.experiments import applications, boundary, exact_vs_sim, hierarchy, singular_values
 from lrsweep.paths import FigurePaths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,6 +27,7 @@ COMPUTED = {
     "singular_values": singular_values,
     "hierarchy": hierarchy,
     "applications": applications,
+    "boundary": boundary,  # tested in test_experiments_boundary.py
 }
 
 # ----------------------------------------------------------------------- exact vs sim
@@ -284,7 +285,7 @@ def test_registry_is_complete():
     figures a set-up, table-driven ones a sweep selection; the summary comes last."""
     assert list(experiments.TARGETS) == [*experiments.FIGURES, experiments.SUMMARY]
     labels = [experiments.report_label(n)["figure"] for n in experiments.TARGETS]
-    assert labels[0] == "1 exact vs simulation" and labels[-1] == "8 summary"
+    assert labels[0] == "1 exact vs simulation" and labels[-1] == "9 summary"
     for name, t in experiments.FIGURES.items():
         assert t.name == name and t.title and t.caption is not None
         assert (t.setup is None) != (t.select is None)

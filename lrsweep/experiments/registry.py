@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from lrsweep.experiments import (
     applications,
     architecture,
+    boundary,
     exact_vs_sim,
     hierarchy,
     phase,
@@ -164,6 +165,20 @@ FIGURES: dict[str, Target] = {
             "in one figure. Axes not varied in a panel are held at the value named in its "
             "legend.",
             select=width_depth.select,
+        ),
+        Target(
+            "boundary",
+            "Where the lazy–rich boundary lies",
+            boundary.compute,
+            boundary.draw,
+            caption=boundary.caption,
+            label="boundary",
+            description="The boundary λ* where S(0, t_max) crosses the regime threshold, found "
+            "on each side of λ = 0 by root finding along λ (``lrsweep.search``, the solver of "
+            "the search sweeps) rather than read off a grid, against the layer size (square "
+            "nets, and rectangular nets whose large layer is square), the depth (gradient "
+            "flow), the task's scale and the horizon t_max.",
+            setup=boundary.BoundarySetup,
         ),
         Target(
             "applications",

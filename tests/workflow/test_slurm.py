@@ -66,7 +66,7 @@ CONFIG = {
 }
 TABLES = ("runs", "trajectories", "phase", "boundary")
 # SLURM jobs wanted for the shards; the group size follows from the shard count
-GROUP_JOBS = 4
+GROUP_JOBS = 6
 
 # the local scheduler has no accounting database: status through squeue, fast polling;
 # `--cores 1` as the README says (width of a group job)

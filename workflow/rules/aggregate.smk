@@ -16,6 +16,7 @@ rule aggregate_sweep:
         "../scripts/aggregate_sweep.py"
 
 
+# A few milliseconds: run where Snakemake runs, not as a cluster job.
 rule check_sweep:
     input:
         runs=str(SWEEP.runs),
@@ -23,6 +24,7 @@ rule check_sweep:
         str(SWEEP.status),
     log:
         "logs/check_sweep/{sweep}.log",
+    localrule: True
     conda:
         "../envs/lrsweep.yaml"
     params:

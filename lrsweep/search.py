@@ -5,9 +5,10 @@ m(λ) (kernel distance by default) crosses the regime threshold at the boundary 
 side of λ = 0, :func:`find_crossings` evaluates m at ``per_side`` log-spaced bracket points
 |λ| ∈ [min, max], takes every sign change of m − threshold between neighbours (ordered
 outward from λ = 0) as a bracket, and narrows all brackets of all lines together with the
-Illinois variant of regula falsi in u = log|λ| (superlinear, and never leaves its bracket),
-falling back to bisection whenever a step fails to halve the bracket and stepping at least
-half a tolerance once an end sits on the root (as Brent's method does). Each iteration is one
+Illinois variant of regula falsi in u = log|λ| (superlinear, and never leaves its bracket) on
+log(m / threshold) where m > 0 at every bracket point (a power-law decay is nearly linear
+there), falling back to bisection whenever two steps fail to halve the bracket and stepping
+at least half a tolerance once an end sits on the root (as Brent's method does). Each iteration is one
 call of ``evaluate`` on every bracket still open, so a batched solver does all lines at once.
 It stops when a bracket is narrower than ``rtol`` relative in λ (theory §4).
 
@@ -25,8 +26,8 @@ import numpy as np
 __all__ = ["Crossings", "SearchSpec", "find_crossings"]
 
 #: Iterations after which an open bracket is given up (status 'failed'); the Illinois steps
-#: with bisection fallback shrink a bracket at least by half every second iteration, so 200
-#: iterations cover any bracket float64 can resolve.
+#: with bisection fallback shrink a bracket at least by half every third iteration, so 200
+#: iterations (2⁻⁶⁶ of the bracket) cover any bracket and rtol float64 can resolve.
 MAX_ITERATIONS = 200
 
 
@@ -107,6 +108,19 @@ class Crossings:
     reason: np.ndarray
 
 
+def _level(m: np.ndarray, threshold: float, logscale: np.ndarray) -> np.ndarray:
+    """m − threshold, or log(m / threshold) where ``logscale`` (m ≤ 0 clipped to a tiny
+    positive value: its sign is all the bracket needs)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log = np.log(np.maximum(m, np.finfo(float).tiny) / threshold)
+    return np.where(logscale, np.where(np.isnan(m), np.nan, log), m - threshold)
+
+
+def _measure(f: np.ndarray, threshold: float, logscale: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`_level`."""
+    return np.where(logscale, threshold * np.exp(f), f + threshold)
+
+
 def find_crossings(
     evaluate: Callable[[np.ndarray, np.ndarray], np.ndarray],
     sign: np.ndarray,
@@ -136,7 +150,11 @@ def find_crossings(
     line_b = np.repeat(np.arange(n_lines), k)
     lam_b = (sign[:, None] * mags[None, :]).ravel()
     m_b = np.asarray(evaluate(line_b, lam_b), dtype=float).reshape(n_lines, k)
-    f_b = m_b - spec.threshold
+    # A positive measure that falls like a power of |λ| is nearly linear as log(m / threshold)
+    # against log|λ|, where regula falsi needs few steps: lines whose bracket values are all
+    # positive are searched on that scale (the sign, so every bracket, is the same).
+    logscale = spec.threshold > 0 and np.all(m_b > 0, axis=1)
+    f_b = _level(m_b, spec.threshold, logscale[:, None])
 
     # brackets: sign changes of f between neighbours, outward from λ = 0
     fa, fb = f_b[:, :-1], f_b[:, 1:]
@@ -153,6 +171,7 @@ def find_crossings(
     reason = np.full(li.size, "", dtype=object)
     tol = np.log1p(spec.rtol)
     bisect = np.zeros(li.size, dtype=bool)
+    width_before = np.abs(b - a) * 2  # the bracket width two iterations back
     for _ in range(MAX_ITERATIONS):
         active = np.flatnonzero(~done)
         if active.size == 0:
@@ -168,7 +187,7 @@ def find_crossings(
         c = np.where(bad | bisect[active], (A + B) / 2, c)
         c = np.where(near, B + np.sign(A - B) * tol / 2, c)
         fc = np.asarray(evaluate(li[active], sign[li[active]] * np.exp(c)), dtype=float)
-        fc = fc - spec.threshold
+        fc = _level(fc, spec.threshold, logscale[li[active]])
         iters[active] += 1
         same = np.sign(fc) == np.sign(FB)
         # the root lies between c and A if f(c) has the sign of f(B) (A is kept, and its
@@ -181,7 +200,8 @@ def find_crossings(
         a[active] = np.where(hit, c, a[active])
         fa[active] = np.where(hit, 0.0, fa[active])
         new_width = np.abs(c - a[active])
-        bisect[active] = new_width > 0.5 * np.abs(B - A)
+        bisect[active] = new_width > 0.5 * width_before[active]
+        width_before[active] = np.abs(B - A)
         failed = ~np.isfinite(fc)
         converged = ~failed & ((new_width <= tol) | hit)
         status[active[failed]] = "failed"
@@ -219,7 +239,9 @@ def find_crossings(
         line=np.concatenate([li, none]),
         crossing=np.concatenate([crossing, np.full(none.size, -1)]),
         lambda_star=np.concatenate([sgn * np.exp(star_u), np.full(none.size, np.nan)]),
-        measure_at_star=np.concatenate([star_f + spec.threshold, np.full(none.size, np.nan)]),
+        measure_at_star=np.concatenate(
+            [_measure(star_f, spec.threshold, logscale[li]), np.full(none.size, np.nan)]
+        ),
         bracket_lo=np.concatenate([bl, np.minimum(sign[none] * lo_abs, sign[none] * hi_abs)]),
         bracket_hi=np.concatenate([bh, np.maximum(sign[none] * lo_abs, sign[none] * hi_abs)]),
         evaluations=np.concatenate([evals, np.full(none.size, k)]),

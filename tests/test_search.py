@@ -96,8 +96,10 @@ def test_every_iteration_is_one_batched_call():
     out = find_crossings(measure, np.where(np.arange(n) % 2, 1.0, -1.0), spec())
     assert (out.status == "converged").all()
     assert calls[0] == n * 8  # all bracket points at once
-    assert len(calls) <= 12 and max(calls[1:]) <= n  # then one point per open bracket
-    assert (out.evaluations <= 8 + 12).all()
+    # then one point per open bracket: superlinear, so a dozen or so iterations take a
+    # bracket 10^(4/7) wide to rtol 1e-6 (bisection alone would need 21)
+    assert len(calls) - 1 <= 15 and max(calls[1:]) <= n
+    assert (out.evaluations <= 8 + 15).all()
 
 
 @pytest.mark.parametrize("sides", ["positive", "negative"])

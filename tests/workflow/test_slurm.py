@@ -34,7 +34,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from lrsweep import grid
+from lrsweep import grid, results
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 
@@ -64,7 +64,6 @@ CONFIG = {
         },
     },
 }
-TABLES = ("runs", "trajectories", "phase", "boundary")
 # SLURM jobs wanted for the shards; the group size follows from the shard count
 GROUP_JOBS = 6
 
@@ -136,10 +135,11 @@ def _project(path: Path) -> Path:
 
 
 def _tables(project: Path) -> dict[str, pd.DataFrame]:
+    """Every table of every sweep (the trajectory dataset read whole, by point id)."""
     return {
-        f"{sweep}/{name}": pd.read_parquet(project / "results" / sweep / f"{name}.parquet")
+        f"{sweep}/{name}": table
         for sweep in CONFIG["sweeps"]
-        for name in TABLES
+        for name, table in results.load_sweep(project / "results" / sweep)._asdict().items()
     }
 
 

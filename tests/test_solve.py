@@ -150,7 +150,14 @@ def test_init_failure_is_recorded(monkeypatch):
             raise ValueError("no init here")
         return real(lam, *args, **kw)
 
+    def picky_stack(lam, *args, **kw):  # the batched init; a failure falls back to per point
+        if 0.0 in list(lam):
+            raise ValueError("no init here")
+        return real_stack(lam, *args, **kw)
+
+    real_stack = lrsweep.init.lambda_balanced_stack
     monkeypatch.setattr(lrsweep.init, "lambda_balanced_deep", picky)
+    monkeypatch.setattr(lrsweep.init, "lambda_balanced_stack", picky_stack)
     (spec,) = specs(**EXACT)
     df, _ = frames(spec)
     assert (df.loc[df["lambda"] == 0.0, "reason"] == "init failed: no init here").all()

@@ -176,9 +176,12 @@ def _graded_riccati(
     # |L_ik| > saddle_tol-relative entries keep every true exponent below ~60, so clipping
     # at _EXP_CAP only ever acts where L_ik = 0 (and avoids 0·inf).
     Lam = L * np.exp(np.minimum(mu_t[:, :, None] - c[:, None, :], _EXP_CAP))
-    R = L * np.exp(np.minimum(np.maximum(mu_t, 0.0)[:, :, None] - c[:, None, :], _EXP_CAP))
-    W = _solve_upper(U, np.exp(-c))  # U⁻¹ diag(e^{−c})
-    K = np.swapaxes(W, 1, 2) @ W + np.swapaxes(R, 1, 2) @ (phi[:, :, None] * R)
+    e_c = np.exp(-c)
+    # R = L ∘ e^{max(μ_i t, 0) − c_k}: Λ on growing rows, L ∘ e^{−c_k} on the others
+    R = np.where(mu_t[:, :, None] >= 0, Lam, L * e_c[:, None, :])
+    W = _solve_upper(U, e_c)  # U⁻¹ diag(e^{−c})
+    Rt = np.ascontiguousarray(np.swapaxes(R, 1, 2))  # (contiguous operands: see outer)
+    K = np.ascontiguousarray(np.swapaxes(W, 1, 2)) @ W + Rt @ (phi[:, :, None] * R)
     return Lam, K
 
 

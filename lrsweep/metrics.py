@@ -676,7 +676,8 @@ def two_layer_kernel_distance(
     at_0 = (o_0, _tr(B_0), c_0, _tr(A_0))
     at_t = (o_t, _tr(B_t), c_t, _tr(A_t))
     k_00 = cross(at_0, at_0, _frob(B_0, B_0), _frob(A_0, A_0))
-    k_tt = cross(at_t, at_t, _frob(B_t, B_t), _frob(A_t, A_t))
+    AtAt = _frob(A_t, A_t)
+    k_tt = cross(at_t, at_t, _frob(B_t, B_t), AtAt)
     k_0t = cross(at_0, at_t, _frob(B_0, B_t), _frob(A_0, A_t))
     a_0 = _safe_divide(1.0, np.sqrt(np.maximum(sum(k_00), 0.0)))
     a_t = _safe_divide(1.0, np.sqrt(np.maximum(sum(k_tt), 0.0)))
@@ -699,7 +700,7 @@ def two_layer_kernel_distance(
     G = A_t - A_0
     trD, trE, trG = _tr(D), _tr(E), _tr(G)
     DD, DE, EE = _frob(D, D), _frob(D, E), _frob(E, E)
-    AtAt, AtG, GG = _frob(A_t, A_t), _frob(A_t, G), _frob(G, G)
+    AtG, GG = _frob(A_t, G), _frob(G, G)
     out = [
         [DD, d * trD, DE, e * trD],
         [None, d * d * n_o, d * trE, d * e * n_o],

@@ -85,15 +85,15 @@ def shard(shape: tuple[int, int, int]):
     return dataclasses.replace(specs[0], points=points)
 
 
-def worker(repeats: int, out: Path | None) -> dict:
-    """Time solve_points on every shape (best of ``repeats``); optionally save the tables."""
+def worker(repeats: int, out: Path | None, shapes=SHAPES) -> dict:
+    """Time solve_points on ``shapes`` (best of ``repeats``); optionally save the tables."""
     import pyarrow.parquet as pq
 
     import lrsweep
     from lrsweep import solve
 
     result = {"lrsweep": str(Path(lrsweep.__file__).parent), "shapes": {}}
-    for shape in SHAPES:
+    for shape in shapes:
         spec = shard(shape)
         best, best_wall = np.inf, np.inf
         for _ in range(repeats):
@@ -109,9 +109,9 @@ def worker(repeats: int, out: Path | None) -> dict:
     return result
 
 
-def run_worker(pythonpath: Path, repeats: int, out: Path | None) -> dict:
+def run_worker(pythonpath: Path, repeats: int, out: Path | None, shapes: str) -> dict:
     env = {**os.environ, **ONE_THREAD, "PYTHONPATH": str(pythonpath)}
-    cmd = [sys.executable, __file__, "--worker", "--repeats", str(repeats)]
+    cmd = [sys.executable, __file__, "--worker", "--repeats", str(repeats), "--shapes", shapes]
     if out is not None:
         cmd += ["--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -187,12 +187,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternations new/baseline")
     parser.add_argument("--baseline", default=BASELINE_REF, help="git ref of the baseline")
     parser.add_argument("--profile", metavar="NI,NH,NO", help="profile the current code")
+    parser.add_argument(
+        "--shapes",
+        default=";".join(",".join(map(str, s)) for s in SHAPES),
+        help="NI,NH,NO;... (default: the three shapes of the issue)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    shapes = [tuple(int(x) for x in s.split(",")) for s in args.shapes.split(";")]
     if args.worker:
-        print(json.dumps(worker(args.repeats, args.out)))
+        print(json.dumps(worker(args.repeats, args.out, shapes)))
         return
     if args.profile:
         if any(os.environ.get(k) != v for k, v in ONE_THREAD.items()):  # before numpy loads BLAS
@@ -227,7 +233,9 @@ def main() -> None:
         points: dict[str, int] = {}
         for r in range(args.rounds):
             for version, path in (("new", ROOT), ("baseline", base_src)):
-                res = run_worker(path, args.repeats, tables[version] if r == 0 else None)
+                res = run_worker(
+                    path, args.repeats, tables[version] if r == 0 else None, args.shapes
+                )
                 for name, v in res["shapes"].items():
                     points[name] = v["points"]
                     for clock in ("seconds", "wall"):
@@ -246,7 +254,7 @@ def main() -> None:
         f"{'target':>7}"
     )
     rows = {}
-    for shape in SHAPES:
+    for shape in shapes:
         name = "x".join(map(str, shape))
         rate = {k: points[name] / best[k][name] for k in best}
         rows[name] = {
@@ -256,14 +264,14 @@ def main() -> None:
             "baseline_points_per_s_wall": rate["baseline", "wall"],
             "new_points_per_s_wall": rate["new", "wall"],
             "speedup": rate["new", "seconds"] / rate["baseline", "seconds"],
-            "target": TARGETS[shape],
+            "target": TARGETS.get(shape, 0),
         }
         cells = [
             f"{rate[v, 'seconds']:>7.0f} ({rate[v, 'wall']:>5.0f})" for v in ("baseline", "new")
         ]
         print(
             f"{name:>8} {points[name]:>7d} {cells[0]:>17} {cells[1]:>17} "
-            f"{rows[name]['speedup']:>8.2f}x {TARGETS[shape]:>7d}"
+            f"{rows[name]['speedup']:>8.2f}x {TARGETS.get(shape, 0):>7d}"
         )
     print("largest relative difference new vs baseline, per table and column:")
     for table, cols in diffs.items():

@@ -311,6 +311,14 @@ def end_to_end(weights: Sequence[np.ndarray]) -> np.ndarray:
 SVD_RATIO = 1e-3
 
 
+#: Floats per block of the trajectory measures (:func:`singular_values`,
+#: :func:`two_layer_kernel_distance`), which run in blocks along the leading batch axis (e.g.
+#: time): a block's temporaries (about 20 in the kernel distance) stay within the caches and
+#: reuse their memory, instead of each being a fresh allocation the size of a whole
+#: trajectory (measured 10–45 % faster on (121, 100–500, N, N) trajectories).
+_BLOCK_FLOATS = 2**17
+
+
 def singular_values(
     W: object, rank: int | None = None, *, factors: tuple[np.ndarray, np.ndarray] | None = None
 ) -> np.ndarray:
@@ -318,7 +326,7 @@ def singular_values(
 
     Computed as √eig of a small symmetric matrix with the same non-zero eigenvalues as WᵀW
     (``eigvalsh``): the smaller Gram matrix WᵀW or WWᵀ, or with ``factors`` W = Y_o Y_iᵀ of
-    h < min(N_o, N_i) columns, LᵀMᴸ with Y_iᵀY_i = LLᵀ, M = Y_oᵀY_o (h × h). The matrices
+    h < min(N_o, N_i) columns, LᵀML with Y_iᵀY_i = LLᵀ, M = Y_oᵀY_o (h × h). The matrices
     where this is not accurate, i.e. where the smallest of the ``rank`` largest singular
     values is below :data:`SVD_RATIO` · σ_max (or a value is not finite), are redone by
     ``np.linalg.svd(W)``. Values beyond ``rank`` (or h) are set to 0.
@@ -334,9 +342,9 @@ def singular_values(
         An upper bound on the rank of every W (e.g. the narrowest layer width of a linear
         network, W = W_L⋯W_1); default min(N_o, N_i).
     factors : (ndarray, ndarray), optional
-        (Y_o, Y_i) of shapes (..., N_o, h) and (..., N_i, h) with W = Y_o Y_iᵀ, e.g. the
-        blocks of :func:`lrsweep.exact.qqt_factor` (then Y_iᵀY_i = W1W1ᵀ and
-        Y_oᵀY_o = W2ᵀW2 up to a rotation). Used when h < min(N_o, N_i).
+        (Y_o, Y_i) of shapes (..., N_o, h) and (..., N_i, h), the batch axes of W, with
+        W = Y_o Y_iᵀ, e.g. the blocks of :func:`lrsweep.exact.qqt_factor` (then
+        Y_iᵀY_i = W1W1ᵀ and Y_oᵀY_o = W2ᵀW2 up to a rotation). Used when h < min(N_o, N_i).
 
     Returns
     -------
@@ -359,12 +367,31 @@ def singular_values(
         s = np.linalg.svd(W, compute_uv=False)
         s[..., r:] = 0.0
         return s
+    if factors is None or factors[0].shape[-1] >= k:
+        factors = None
+    else:
+        r = min(r, factors[0].shape[-1])
+    if W.ndim > 2 and W.shape[0] > 1 and W.size > _BLOCK_FLOATS:  # see _BLOCK_FLOATS
+        step = max(1, W.shape[0] * _BLOCK_FLOATS // W.size)
+        s = np.empty(W.shape[:-2] + (k,))
+        for start in range(0, W.shape[0], step):
+            sl = slice(start, start + step)
+            f = None if factors is None else (factors[0][sl], factors[1][sl])
+            s[sl] = _singular_values(W[sl], r, f)
+        return s
+    return _singular_values(W, r, factors)
+
+
+def _singular_values(
+    W: np.ndarray, r: int, factors: tuple[np.ndarray, np.ndarray] | None
+) -> np.ndarray:
+    """:func:`singular_values` of a finite float array (one block); r ≤ the factors' h."""
+    k = min(W.shape[-2:])
     s = np.zeros(W.shape[:-2] + (k,))
     redo = np.zeros(W.shape[:-2], dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        if factors is not None and factors[0].shape[-1] < k:
+        if factors is not None:
             Y_o, Y_i = factors
-            r = min(r, Y_o.shape[-1])
             N = np.ascontiguousarray(_t(Y_i)) @ Y_i
             M = np.ascontiguousarray(_t(Y_o)) @ Y_o
             L = _cholesky(N)
@@ -620,7 +647,8 @@ def two_layer_kernel_distance(
     grams of :func:`ntk_grams` and :func:`ntk_grams_from_qqt` at depth 2, O = W2W2ᵀ and
     C = W1ᵀW1), up to round-off: the same rescaling, kernel and factor forms and choice
     between them, with the identity grams entering through their traces and sizes instead
-    of as N × N arrays (several times faster for a trajectory).
+    of as N × N arrays, in blocks along the leading batch axis (several times faster for a
+    trajectory).
 
     Parameters
     ----------
@@ -645,7 +673,28 @@ def two_layer_kernel_distance(
                 f"`{name}` must have shape (..., {size[0]}, {size[0]}) = (..., {k}, {k}), "
                 f"got {x.shape}"
             )
-    n_o, n_i = grams["out_0"].shape[-1], grams["in_0"].shape[-1]
+    batch = batch_shape([x.shape[:-2] for x in grams.values()], "out_0`, `in_0`, `out_t`, `in_t")
+    # blocks along the leading batch axis (e.g. time) keep the ~20 temporaries in cache
+    floats = int(np.prod(batch)) * (grams["out_0"].shape[-1] ** 2 + grams["in_0"].shape[-1] ** 2)
+    if len(batch) > 0 and batch[0] > 1 and floats > _BLOCK_FLOATS:
+        step = max(1, batch[0] * _BLOCK_FLOATS // floats)
+        parts = []
+        for start in range(0, batch[0], step):
+            block = {
+                name: x[start : start + step] if x.ndim - 2 == len(batch) and x.shape[0] > 1 else x
+                for name, x in grams.items()
+            }
+            parts.append(_two_layer_kernel_distance(**block))
+        return np.concatenate(parts, axis=0)
+    return _two_layer_kernel_distance(**grams)
+
+
+def _two_layer_kernel_distance(
+    out_0: np.ndarray, in_0: np.ndarray, out_t: np.ndarray, in_t: np.ndarray
+) -> np.ndarray:
+    """:func:`two_layer_kernel_distance` of validated float arrays (one block)."""
+    grams = {"out_0": out_0, "in_0": in_0, "out_t": out_t, "in_t": in_t}
+    n_o, n_i = out_0.shape[-1], in_0.shape[-1]
 
     def rescaled(name: str) -> tuple[np.ndarray, np.ndarray]:
         # _unit_scale: the largest entry of the layer's grams (the identity's 1 included) → 1.

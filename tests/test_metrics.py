@@ -749,3 +749,19 @@ def test_singular_values_of_exact_trajectories_at_extreme_inits(shape):
     fast = metrics.singular_values(W, rank=min(shape), factors=(Y_o, Y_i))
     assert_singular_values_close(fast, ref, rank=min(shape))
     assert (ref[..., -1] < 1e-4 * ref[..., 0]).any()  # the SVD fallback is exercised
+
+
+def test_trajectory_measures_do_not_depend_on_their_blocks(rng, monkeypatch):
+    _, out, inn = _trajectory_grams(rng, 3, 2, 4, n_t=11, n_runs=6)
+    W = rng.standard_normal((11, 6, 4, 3)) * 10.0 ** rng.uniform(-5, 0, (11, 6, 1, 3))
+    whole = (
+        metrics.two_layer_kernel_distance(out[0], inn[0], out, inn),
+        metrics.singular_values(W),
+    )
+    monkeypatch.setattr(metrics, "_BLOCK_FLOATS", 100)  # blocks of one or two times
+    blocked = (
+        metrics.two_layer_kernel_distance(out[0], inn[0], out, inn),
+        metrics.singular_values(W),
+    )
+    for a, b in zip(whole, blocked, strict=True):
+        np.testing.assert_array_equal(a, b)

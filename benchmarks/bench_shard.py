@@ -136,16 +136,18 @@ def _as_matrix(column) -> np.ndarray | None:
     return None
 
 
-def compare(new_dir: Path, base_dir: Path) -> dict[str, dict[str, float]]:
-    """Largest relative difference per numeric column, |new − base| / max(|base|, floor).
+def compare(new_dir: Path, base_dir: Path) -> dict[str, dict[str, tuple[float, float]]]:
+    """Largest (relative, absolute) difference per numeric column of the two versions' tables.
 
-    ``floor`` is 1e-12 of the column's largest magnitude (absolute differences of values
-    that are round-off zeros do not count as relative ones). Columns only in one version
-    are skipped.
+    Relative: |new − base| / max(|base|, floor) with floor 1e-12 of the column's largest
+    magnitude for scalar columns (round-off zeros do not count as relative differences) and
+    1e-4 of the row's largest value for list columns (the singular values: their rule is
+    1e-8 relative above 1e-4·σ_max, ~ε·σ_max absolute below). Columns only in one version
+    are skipped; a different NaN pattern counts as inf.
     """
     import pyarrow.parquet as pq
 
-    diffs: dict[str, dict[str, float]] = {}
+    diffs: dict[str, dict[str, tuple[float, float]]] = {}
     for path in sorted(new_dir.glob("*.parquet")):
         new, base = pq.read_table(path), pq.read_table(base_dir / path.name)
         worst = {}
@@ -155,15 +157,19 @@ def compare(new_dir: Path, base_dir: Path) -> dict[str, dict[str, float]]:
             a, b = _as_matrix(new.column(name)), _as_matrix(base.column(name))
             if a is None or b is None or a.size == 0 or a.shape != b.shape:
                 continue
-            both = np.isfinite(a) & np.isfinite(b)
             if not np.array_equal(np.isnan(a), np.isnan(b)):
-                worst[name] = float("inf")
+                worst[name] = (float("inf"), float("inf"))
                 continue
+            both = np.isfinite(a) & np.isfinite(b)
             if not np.any(both):
                 continue
-            floor = 1e-12 * np.max(np.abs(b[both]), axis=None)
-            rel = np.abs(a[both] - b[both]) / np.maximum(np.abs(b[both]), max(floor, 1e-300))
-            worst[name] = float(np.max(rel))
+            if a.shape[1] > 1:  # a list column, one row per (point, t)
+                floor = 1e-4 * np.max(np.abs(b), axis=1, keepdims=True) + 1e-300
+            else:
+                floor = 1e-12 * np.max(np.abs(b[both])) + 1e-300
+            d = np.abs(a - b)
+            rel = d / np.maximum(np.abs(b), floor)
+            worst[name] = (float(np.max(rel[both])), float(np.max(d[both])))
         diffs[path.stem] = worst
     return diffs
 
@@ -273,9 +279,9 @@ def main() -> None:
             f"{name:>8} {points[name]:>7d} {cells[0]:>17} {cells[1]:>17} "
             f"{rows[name]['speedup']:>8.2f}x {TARGETS.get(shape, 0):>7d}"
         )
-    print("largest relative difference new vs baseline, per table and column:")
+    print("largest difference new vs baseline, relative (absolute), per table and column:")
     for table, cols in diffs.items():
-        shown = ", ".join(f"{k} {v:.1e}" for k, v in cols.items())
+        shown = ", ".join(f"{k} {r:.1e} ({a:.1e})" for k, (r, a) in cols.items())
         print(f"  {table}: {shown}")
     out = ROOT / "benchmarks" / "out"
     out.mkdir(exist_ok=True)

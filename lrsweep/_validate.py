@@ -27,10 +27,7 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
     ValueError
         If ``x`` has the wrong number of dimensions or contains NaN/inf.
     """
-    try:
-        arr = np.asarray(x, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`{name}` must be a real numeric array, got {type(x).__name__}") from exc
+    arr = as_float(x, name)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
@@ -39,9 +36,22 @@ def as_array(x: object, name: str, *, ndim: int | Sequence[int] | None = None) -
                 f"`{name}` must be {want}-dimensional, got shape {arr.shape} ({arr.ndim}-d)"
             )
     if not np.all(np.isfinite(arr)):
-        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"`{name}` must be finite, but {bad} entries are NaN or inf")
+        raise_not_finite(arr, name)
     return arr
+
+
+def as_float(x: object, name: str) -> np.ndarray:
+    """``x`` as a float64 array (no copy if it is one), without :func:`as_array`'s checks."""
+    try:
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"`{name}` must be a real numeric array, got {type(x).__name__}") from exc
+
+
+def raise_not_finite(arr: np.ndarray, name: str) -> None:
+    """Raise :func:`as_array`'s error for an array ``arr`` with NaN or inf entries."""
+    bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+    raise ValueError(f"`{name}` must be finite, but {bad} entries are NaN or inf")
 
 
 def as_times(t: object, name: str = "t") -> np.ndarray:

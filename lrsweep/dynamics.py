@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -42,7 +43,8 @@ class Solution:
     W : ndarray, shape (n_t, B, N_o, N_i)
         End-to-end map W_L⋯W_1 at every time (zero for failed runs).
     grams : KernelGrams
-        The NTK in factored form at every time, (n_t, B, L, ·, ·) (theory §4).
+        The NTK in factored form at every time, (n_t, B, L, ·, ·) (theory §4); computed from
+        ``q`` or ``weights`` on first use (:meth:`grams_at` gives some times only).
     status : ndarray of int, shape (B,)
         0 success; −1 the simulator hit its step limit, −2 it diverged or underflowed,
         −3 the run is outside the solver's float64 domain (:func:`domain_violations`; then
@@ -59,8 +61,12 @@ class Solution:
         for the simulators.
     weights : list of ndarray or None
         W_l(t), shape (n_t, B, N_l, N_{l−1}), for the simulators.
+    factor : ndarray or None
+        ``exact``, ``both``: Y(t), shape (n_t, B, N_i+N_o, N_h'), with QQᵀ(t) = YYᵀ
+        (:func:`lrsweep.exact.qqt_factor`).
     q : ndarray or None
-        QQᵀ(t), shape (n_t, B, N_i+N_o, N_i+N_o), for ``exact`` and ``both``.
+        QQᵀ(t), shape (n_t, B, N_i+N_o, N_i+N_o), for ``exact`` and ``both`` (from ``factor``
+        on first use).
     companion : Solution or None
         ``both``: the simulated gradient flow of the same inits.
     """
@@ -68,13 +74,12 @@ class Solution:
     t: np.ndarray
     method: str
     W: np.ndarray
-    grams: KernelGrams
     status: np.ndarray
     message: np.ndarray
     balance_drift: np.ndarray
     residual: np.ndarray
     weights: list[np.ndarray] | None = None
-    q: np.ndarray | None = None
+    factor: np.ndarray | None = None
     companion: Solution | None = field(default=None, repr=False)
 
     @property
@@ -85,6 +90,51 @@ class Solution:
     @property
     def n_runs(self) -> int:
         return int(self.status.size)
+
+    @property
+    def depth(self) -> int:
+        """L, the number of weight layers (2 for ``exact`` and ``both``)."""
+        return 2 if self.factor is not None else len(self.weights)
+
+    @cached_property
+    def q(self) -> np.ndarray | None:
+        return None if self.factor is None else exact.outer(self.factor)
+
+    @cached_property
+    def grams(self) -> KernelGrams:
+        return self.grams_at(slice(None))
+
+    @cached_property
+    def two_layer_grams(self) -> tuple[np.ndarray, np.ndarray]:
+        """(W2W2ᵀ, W1ᵀW1) at every time, (n_t, B, N_o, N_o) and (n_t, B, N_i, N_i), depth 2.
+
+        The NTK of a two-layer net is K = W2W2ᵀ ⊗ XᵀX + I ⊗ XᵀW1ᵀW1X: these are its grams
+        other than the identities, as contiguous arrays (the blocks of QQᵀ for ``exact``).
+        """
+        if self.depth != 2:
+            raise ValueError(f"two_layer_grams needs depth 2, the solution has depth {self.depth}")
+        if self.factor is None:
+            W1, W2 = self.weights
+            return W2 @ np.swapaxes(W2, -1, -2), np.swapaxes(W1, -1, -2) @ W1
+        n_in = self.W.shape[-1]
+        Y, YT = self.factor, np.ascontiguousarray(np.swapaxes(self.factor, -1, -2))
+        return Y[..., n_in:, :] @ YT[..., :, n_in:], Y[..., :n_in, :] @ YT[..., :, :n_in]
+
+    def grams_at(self, index: int | slice | np.ndarray) -> KernelGrams:
+        """The NTK grams at the saved times ``t[index]`` only, (…, B, L, ·, ·).
+
+        As :func:`lrsweep.metrics.ntk_grams_from_qqt` of QQᵀ (``exact``, ``both``) or
+        :func:`lrsweep.metrics.ntk_grams` of the weights.
+        """
+        if self.factor is None:
+            return metrics.ntk_grams([w[index] for w in self.weights])
+        out, inn = (g[index] for g in self.two_layer_grams)
+        n_o, n_i = out.shape[-1], inn.shape[-1]
+        batch = out.shape[:-2]
+        return KernelGrams(
+            np.stack([out, np.broadcast_to(np.eye(n_o), (*batch, n_o, n_o))], axis=-3),
+            np.stack([np.broadcast_to(np.eye(n_i), (*batch, n_i, n_i)), inn], axis=-3),
+        )
 
 
 @dataclass(frozen=True)
@@ -198,30 +248,32 @@ def _exact(
     W1, W2 = weights
     n = W1.shape[0]
     n_in, n_h = W1.shape[-1], W1.shape[-2]
-    q = exact.qqt(W1, W2, sigma_yx, t, lam=lam)  # (n_t, B, N_i+N_o, N_i+N_o)
-    a, W, b = exact.qqt_blocks(q, n_in)
-    residual = _riccati_residual(W1, W2, sigma_yx, lam, t[-1], q[-1])
+    setup = exact.qqt_setup(W1, W2, sigma_yx, lam=lam)  # shared with the residual's times
+    Y = exact.qqt_factor(setup, t)  # QQᵀ = YYᵀ, (n_t, B, N_i+N_o, N_h')
+    Y_in, Y_out = Y[..., :n_in, :], Y[..., n_in:, :]
+    residual = _riccati_residual(setup, sigma_yx, lam, t[-1], exact.outer(Y[-1]))
     # QQᵀ holds tr(W2ᵀW2 − W1W1ᵀ) = λN_h; a drift Δλ of λI has Frobenius norm |Δλ|√N_h,
     # measured against the largest ‖Q(t)‖_F² = tr W1ᵀW1 + tr W2W2ᵀ (the simulators' measure)
-    gap = np.trace(b, axis1=-2, axis2=-1) - np.trace(a, axis1=-2, axis2=-1)
-    size = np.max(np.trace(b, axis1=-2, axis2=-1) + np.trace(a, axis1=-2, axis2=-1), axis=0)
-    drift = np.max(np.abs(gap - lam * n_h), axis=0) / np.maximum(size, 1e-300) / np.sqrt(n_h)
+    tr_a, tr_b = (
+        np.einsum("...ij,...ij->...", Y_in, Y_in),
+        np.einsum("...ij,...ij->...", Y_out, Y_out),
+    )
+    size = np.max(tr_b + tr_a, axis=0)
+    drift = np.max(np.abs(tr_b - tr_a - lam * n_h), axis=0) / np.maximum(size, 1e-300)
     return Solution(
         t=t,
         method="exact",
-        W=W,
-        grams=metrics.ntk_grams_from_qqt(q, n_in),
+        W=Y_out @ np.ascontiguousarray(np.swapaxes(Y_in, -1, -2)),
         status=np.zeros(n, dtype=np.int64),
         message=np.full(n, "", dtype=object),
-        balance_drift=drift,
+        balance_drift=drift / np.sqrt(n_h),
         residual=residual,
-        q=q,
+        factor=Y,
     )
 
 
 def _riccati_residual(
-    W1: np.ndarray,
-    W2: np.ndarray,
+    setup: exact.QQtSetup,
     sigma_yx: np.ndarray,
     lam: np.ndarray,
     t_end: float,
@@ -230,14 +282,15 @@ def _riccati_residual(
     """Riccati residual at t_end, (B,), dq/dt from q(t_end ± h, t_end ± 2h) (five points).
 
     h = FD_STEP/ρ with ρ = 2‖F‖_2 + 2 tr q(t_end), a bound on the local rates of the flow.
+    ``setup`` is the runs' :func:`lrsweep.exact.qqt_setup`.
     """
     if t_end <= 0:
-        return np.full(W1.shape[0], np.nan)
+        return np.full(q_end.shape[0], np.nan)
     F_norm = np.sqrt(np.linalg.norm(sigma_yx, ord=2, axis=(-2, -1)) ** 2 + lam**2 / 4)
-    rho = 2 * F_norm + 2 * np.trace(q_end, axis1=-2, axis2=-1)
+    rho = 2 * F_norm + 2 * np.einsum("...ii->...", q_end)
     h = np.minimum(FD_STEP / np.maximum(rho, 1e-300), t_end / 4)
     offsets = np.array([-2.0, -1.0, 1.0, 2.0])
-    q = exact.qqt(W1, W2, sigma_yx, t_end + offsets[:, None] * h, lam=lam)
+    q = exact.outer(exact.qqt_factor(setup, t_end + offsets[:, None] * h))
     dq = (q[0] - 8 * q[1] + 8 * q[2] - q[3]) / (12 * h)[:, None, None]
     return exact.riccati_residual(q_end, dq, sigma_yx, lam)
 
@@ -271,7 +324,6 @@ def _simulated(
         t=t,
         method=method,
         W=metrics.end_to_end(ws),
-        grams=metrics.ntk_grams(ws),
         status=status,
         message=np.where(ok, "", failure).astype(object),
         balance_drift=drift,

@@ -27,15 +27,21 @@ instead of letting round-off grow like e^{2μt}.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from lrsweep._validate import as_array, as_times, lambda_of, positive, two_layer
 from lrsweep.init import balanced_singular_values
 
 __all__ = [
+    "QQtSetup",
     "qqt",
+    "qqt_factor",
+    "qqt_setup",
     "qqt_blocks",
     "network_function",
+    "outer",
     "aligned_singular_values",
     "converged",
     "riccati_eigenbasis",
@@ -170,9 +176,12 @@ def _graded_riccati(
     # |L_ik| > saddle_tol-relative entries keep every true exponent below ~60, so clipping
     # at _EXP_CAP only ever acts where L_ik = 0 (and avoids 0·inf).
     Lam = L * np.exp(np.minimum(mu_t[:, :, None] - c[:, None, :], _EXP_CAP))
-    R = L * np.exp(np.minimum(np.maximum(mu_t, 0.0)[:, :, None] - c[:, None, :], _EXP_CAP))
-    W = np.linalg.solve(U, np.exp(-c)[:, :, None] * np.eye(h))  # U⁻¹ diag(e^{−c})
-    K = np.swapaxes(W, 1, 2) @ W + np.swapaxes(R, 1, 2) @ (phi[:, :, None] * R)
+    e_c = np.exp(-c)
+    # R = L ∘ e^{max(μ_i t, 0) − c_k}: Λ on growing rows, L ∘ e^{−c_k} on the others
+    R = np.where(mu_t[:, :, None] >= 0, Lam, L * e_c[:, None, :])
+    W = _solve_upper(U, e_c)  # U⁻¹ diag(e^{−c})
+    Rt = np.ascontiguousarray(np.swapaxes(R, 1, 2))  # (contiguous operands: see outer)
+    K = np.ascontiguousarray(np.swapaxes(W, 1, 2)) @ W + Rt @ (phi[:, :, None] * R)
     return Lam, K
 
 
@@ -183,27 +192,57 @@ def _phi(mu: np.ndarray, t: np.ndarray) -> np.ndarray:
         return np.where(amu > 0, -np.expm1(-2 * amu * t) / (2 * amu), t)
 
 
-def _gram(Z: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Z K⁻¹ Zᵀ = YYᵀ with Y = Z C⁻ᵀ, K = CCᵀ (symmetric by construction).
+def _solve_upper(U: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """U⁻¹ diag(d) for upper-triangular U, by back substitution vectorised over the batch.
 
-    Shapes: Z (N, n, h), K (N, h, h) symmetric positive definite; returns (N, n, n).
+    Shapes: U (N, h, h) with non-zero diagonal, d (N, h); returns (N, h, h), upper triangular.
+    h is small (the hidden width), so the O(h²) loop runs over whole batches.
     """
-    Y = Z @ np.swapaxes(np.linalg.inv(np.linalg.cholesky(K)), 1, 2)
-    return Y @ np.swapaxes(Y, 1, 2)
+    N, h = d.shape
+    W = np.zeros((N, h, h))
+    for k in range(h - 1, -1, -1):
+        row = W[:, k]  # row k of U W = diag(d): U_kk W_k + Σ_{j>k} U_kj W_j = d_k e_k
+        row[:, k] = d[:, k]
+        for j in range(k + 1, h):
+            row -= U[:, k, j, None] * W[:, j]
+        row /= U[:, k, k, None]
+    return W
 
 
-def _chunks(runs: np.ndarray, nb: int, times: np.ndarray):
-    """Yield (flat output indices, positions in ``runs``, times) in chunks of _CHUNK evaluations.
+def _factor(Z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Y = Z C⁻ᵀ with K = CCᵀ (Cholesky), so that YYᵀ = Z K⁻¹ Zᵀ.
 
-    ``times`` is (n_t, nb): the times of every run (all equal for the common case).
+    Shapes: Z (..., n, h), K (..., h, h) symmetric positive definite; returns (..., n, h).
+    Forward substitution Y Cᵀ = Z, column by column, vectorised over the batch.
     """
-    n_t = times.shape[0]
-    pos = np.tile(np.arange(runs.size), n_t)
-    tix = np.repeat(np.arange(n_t), runs.size)
-    for start in range(0, pos.size, _CHUNK):
-        sl = slice(start, start + _CHUNK)
-        run = runs[pos[sl]]
-        yield tix[sl] * nb + run, pos[sl], times[tix[sl], run]
+    C = np.linalg.cholesky(K)
+    h = K.shape[-1]
+    Zc = np.moveaxis(Z, -1, 0)  # (h, ..., n): column k of Z is Zc[k]
+    Cc = np.moveaxis(C, (-2, -1), (0, 1))[..., None]  # (h, h, ..., 1)
+    Yc = np.empty((h, *np.broadcast_shapes(Zc.shape[1:], Cc.shape[2:])))
+    for k in range(h):
+        col = Yc[k]
+        col[...] = Zc[k]
+        for j in range(k):
+            col -= Cc[k, j] * Yc[j]
+        col /= Cc[k, k]
+    return np.moveaxis(Yc, 0, -1)
+
+
+def _blocks(n_t: int, runs: np.ndarray, nb: int):
+    """Yield blocks (time slice, run selector, slice of ``runs``) of about _CHUNK evaluations.
+
+    ``runs`` (R,) are the indices (of nb) of the runs on one path; a block holds up to
+    _CHUNK of them at max(1, _CHUNK // R) consecutive times. The run selector indexes all nb
+    runs (a slice when the block holds every run: no gathered copies of per-run constants);
+    the last item indexes the path's own per-run constants.
+    """
+    per = max(1, min(_CHUNK, runs.size))
+    step = max(1, _CHUNK // per)
+    for r0 in range(0, runs.size, per):
+        sel = slice(r0, r0 + per) if per == runs.size == nb else runs[r0 : r0 + per]
+        for t0 in range(0, n_t, step):
+            yield slice(t0, t0 + step), sel, slice(r0, r0 + per)
 
 
 def _fixed_pivots_ok(P: np.ndarray, m: int) -> np.ndarray:
@@ -226,25 +265,36 @@ def _fixed_pivot_factors(P: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]
 
 
 def _fixed_pivot_riccati(
-    X: np.ndarray, G0: np.ndarray, mu: np.ndarray, O: np.ndarray, t: np.ndarray, m: int
+    X: np.ndarray,
+    G0: np.ndarray,
+    mu: np.ndarray,
+    O_plus: np.ndarray,
+    O_rest: np.ndarray,
+    t: np.ndarray,
 ) -> np.ndarray:
-    """QQᵀ for well-conditioned B with T = P₊⁻¹ e^{−S_λt} (theory §3.2 in the eigenbasis).
+    """Factor Y of QQᵀ = YYᵀ for well-conditioned B, T = P₊⁻¹ e^{−S_λt} (theory §3.2 in the
+    eigenbasis).
 
     Λ = [I; X ∘ e^{(μ_i − S_k)t}], exponents ≤ 0 since μ_i ≤ S_k for every other row;
-    K = G0 ∘ e^{−(S_k+S_l)t} + diag(φ₊) + R_restᵀ diag(φ_rest) R_rest.
-    Shapes: X (N, n−m, m), G0 (N, m, m), mu (N, n), O (N, n, n), t (N,); returns (N, n, n).
+    K = G0 ∘ e^{−(S_k+S_l)t} + diag(φ₊) + R_restᵀ diag(φ_rest) R_rest; Y = OΛ C⁻ᵀ, K = CCᵀ.
+    Shapes: X (R, n−m, m), G0 (R, m, m), mu (R, n), O = [O_plus, O_rest] (R, n, m) and
+    (R, n, n−m), t (..., R) (e.g. times × runs); returns (..., R, n, m).
     """
-    S_t = mu[:, :m] * t[:, None]
-    rest_t = mu[:, m:] * t[:, None]
+    m = X.shape[-1]
+    S_t = mu[:, :m] * t[..., None]
+    rest_t = mu[:, m:] * t[..., None]
     e = np.exp(-S_t)
-    lam_rest = X * np.exp(rest_t[:, :, None] - S_t[:, None, :])
-    r_rest = np.where(rest_t[:, :, None] > 0, lam_rest, X * e[:, None, :])
-    phi = _phi(mu, t[:, None])
-    K = G0 * (e[:, :, None] * e[:, None, :]) + np.swapaxes(r_rest, 1, 2) @ (
-        phi[:, m:, None] * r_rest
+    lam_rest = X * np.exp(rest_t[..., :, None] - S_t[..., None, :])
+    r_rest = X * e[..., None, :]
+    growing = rest_t > 0  # only complementary modes of N_o ≠ N_i can grow
+    if np.any(growing):
+        r_rest = np.where(growing[..., :, None], lam_rest, r_rest)
+    phi = _phi(mu, t[..., None])
+    K = G0 * (e[..., :, None] * e[..., None, :]) + np.swapaxes(r_rest, -1, -2) @ (
+        phi[..., m:, None] * r_rest
     )
-    K[:, np.arange(m), np.arange(m)] += phi[:, :m]
-    return _gram(O[:, :, :m] + O[:, :, m:] @ lam_rest, K)
+    K[..., np.arange(m), np.arange(m)] += phi[..., :m]
+    return _factor(O_plus + O_rest @ lam_rest, K)
 
 
 def _run_times(t: object, batch: tuple[int, ...]) -> np.ndarray:
@@ -260,6 +310,141 @@ def _run_times(t: object, batch: tuple[int, ...]) -> np.ndarray:
     if np.any(arr < 0):
         raise ValueError(f"`t` must be non-negative (times in units of tau), got min {arr.min()}")
     return arr
+
+
+class QQtSetup(NamedTuple):
+    """Per-run constants of the closed form (:func:`qqt_setup`), evaluated by :func:`qqt_factor`.
+
+    Attributes
+    ----------
+    batch : tuple of int
+        The runs' batch shape (``...``); nb = prod(batch) runs, stored flat.
+    n_in : int
+        N_i.
+    O, mu : ndarray, shapes (nb, n, n), (nb, n)
+        Eigenbasis and eigenvalues of F (:func:`riccati_eigenbasis`), n = N_i + N_o.
+    P : ndarray, shape (nb, n, h)
+        The initial state in that basis (orthogonal columns; null directions zeroed).
+    tol : ndarray, shape (nb, h)
+        Absolute size below which an entry of a column of P counts as zero (saddles).
+    fast : ndarray of bool, shape (nb,)
+        Runs solved in the fixed-pivot form (the rest by graded elimination).
+    X, G0 : ndarray, shapes (n_fast, n−m, m), (n_fast, m, m)
+        Constants of the fixed-pivot form of the fast runs, m = min(N_i, N_o).
+    """
+
+    batch: tuple[int, ...]
+    n_in: int
+    O: np.ndarray
+    mu: np.ndarray
+    P: np.ndarray
+    tol: np.ndarray
+    fast: np.ndarray
+    X: np.ndarray
+    G0: np.ndarray
+
+
+def qqt_setup(
+    W1: object,
+    W2: object,
+    sigma_yx: object,
+    *,
+    lam: object = None,
+    saddle_tol: float = SADDLE_TOL,
+) -> QQtSetup:
+    """Validate a batch of λ-balanced inits and precompute what :func:`qqt` needs per run.
+
+    ``qqt(W1, W2, sigma_yx, t, ...)`` is ``qqt_factor(qqt_setup(W1, W2, sigma_yx, ...), t)``
+    multiplied out (YYᵀ); keep the setup to evaluate the same runs at more times. Arguments
+    and errors as in :func:`qqt`.
+    """
+    W1, W2, sigma_yx = two_layer(W1, W2, sigma_yx)
+    lam = lambda_of(W1, W2, lam=lam)
+    n_i = W1.shape[-1]
+    batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2], lam.shape)
+    # the task is usually shared: its SVD is taken once, not once per run
+    O, mu = riccati_eigenbasis(sigma_yx, np.broadcast_to(lam, batch))
+    O = np.broadcast_to(O, (*batch, *O.shape[-2:]))
+    mu = np.broadcast_to(mu, (*batch, mu.shape[-1]))
+    Q0 = np.broadcast_to(stack_q(W1, W2), (*batch, n_i + sigma_yx.shape[-2], W1.shape[-2]))
+    # Reduce Q0 to orthogonal columns (QQᵀ only depends on Q0Q0ᵀ); drop null directions.
+    Uq, sq, _ = np.linalg.svd(Q0, full_matrices=False)
+    sq = np.where(sq > saddle_tol * sq[..., :1], sq, 0.0)
+    P = np.swapaxes(O, -1, -2) @ (Uq * sq[..., None, :])
+    n, h = P.shape[-2:]
+    nb = int(np.prod(batch, dtype=int))
+    P = P.reshape(nb, n, h)
+    m = min(n_i, n - n_i)
+    fast = _fixed_pivots_ok(P, m)
+    if np.any(fast):
+        X, G0 = _fixed_pivot_factors(P[fast], m)
+    else:
+        X, G0 = np.zeros((0, n - m, m)), np.zeros((0, m, m))
+    return QQtSetup(
+        batch=batch,
+        n_in=n_i,
+        O=O.reshape(nb, n, n),
+        mu=mu.reshape(nb, n),
+        P=P,
+        tol=saddle_tol * np.broadcast_to(sq.reshape(nb, h), (nb, h)),
+        fast=fast,
+        X=X,
+        G0=G0,
+    )
+
+
+def qqt_factor(setup: QQtSetup, t: object, *, tau: float = 1.0) -> np.ndarray:
+    """A factor Y of the exact QQᵀ = YYᵀ of the runs of ``setup`` at times ``t``.
+
+    Y has N_h' ≤ N_h columns (the rank of Q0) and equals Q(t)R for some orthogonal R, so
+    Y[..., :N_i, :] Y[..., N_i:, :]ᵀ = (W2W1)ᵀ and every Gram matrix of the weights is one
+    of Y's.
+
+    Parameters
+    ----------
+    setup : QQtSetup
+        From :func:`qqt_setup`.
+    t : array_like, shape (n_t,) or (n_t, ...)
+        Times as in :func:`qqt` (with the batch axes of ``setup``: one column per run).
+    tau : float
+        Time constant τ.
+
+    Returns
+    -------
+    ndarray, shape (n_t, ..., N_i+N_o, N_h')
+    """
+    times = _run_times(t, setup.batch) / positive(tau, "tau")
+    n_t = times.shape[0]
+    nb, n, h = setup.P.shape
+    m = min(setup.n_in, n - setup.n_in)
+    times = times.reshape(n_t, nb)
+    out = np.empty((n_t, nb, n, h))
+    fast = np.flatnonzero(setup.fast)
+    O_f, mu_f = setup.O[setup.fast], setup.mu[setup.fast]
+    O_plus, O_rest = np.ascontiguousarray(O_f[..., :m]), np.ascontiguousarray(O_f[..., m:])
+    for ts, sel, local in _blocks(n_t, fast, nb):
+        out[ts, sel] = _fixed_pivot_riccati(
+            setup.X[local],
+            setup.G0[local],
+            mu_f[local],
+            O_plus[local],
+            O_rest[local],
+            times[ts][:, sel],
+        )
+    slow = np.flatnonzero(~setup.fast)
+    for ts, sel, _ in _blocks(n_t, slow, nb):
+        tt = times[ts][:, sel]  # (tb, R)
+        mu, O = setup.mu[sel], setup.O[sel]
+        shape = (*tt.shape, n, h)
+        mu_t = mu * tt[..., None]
+        Lam, K = _graded_riccati(
+            np.broadcast_to(setup.P[sel], shape).reshape(-1, n, h),
+            mu_t.reshape(-1, n),
+            _phi(mu, tt[..., None]).reshape(-1, n),
+            np.broadcast_to(setup.tol[sel], (*tt.shape, h)).reshape(-1, h),
+        )
+        out[ts, sel] = _factor(O @ Lam.reshape(shape), K.reshape(*tt.shape, h, h))
+    return out.reshape(n_t, *setup.batch, n, h)
 
 
 def qqt(
@@ -321,44 +506,17 @@ def qqt(
     >>> bool(np.allclose(q[-1, 2:, :2], np.diag([2.0, 1.0])))
     True
     """
-    W1, W2, sigma_yx = two_layer(W1, W2, sigma_yx)
-    lam = lambda_of(W1, W2, lam=lam)
-    n_i = W1.shape[-1]
-    batch = np.broadcast_shapes(W1.shape[:-2], W2.shape[:-2], sigma_yx.shape[:-2], lam.shape)
-    times = _run_times(t, batch) / positive(tau, "tau")
-    O, mu = riccati_eigenbasis(
-        np.broadcast_to(sigma_yx, (*batch, *sigma_yx.shape[-2:])), np.broadcast_to(lam, batch)
-    )
-    Q0 = np.broadcast_to(stack_q(W1, W2), (*batch, n_i + sigma_yx.shape[-2], W1.shape[-2]))
-    # Reduce Q0 to orthogonal columns (QQᵀ only depends on Q0Q0ᵀ); drop null directions.
-    Uq, sq, _ = np.linalg.svd(Q0, full_matrices=False)
-    sq = np.where(sq > saddle_tol * sq[..., :1], sq, 0.0)
-    P = np.swapaxes(O, -1, -2) @ (Uq * sq[..., None, :])
-    n, h = P.shape[-2:]
-    nb = int(np.prod(batch, dtype=int))
-    P = P.reshape(nb, n, h)
-    mu = mu.reshape(nb, n)
-    tol = saddle_tol * np.broadcast_to(sq.reshape(nb, h), (nb, h))
-    O = O.reshape(nb, n, n)
-    m = min(n_i, n - n_i)
-    fast = _fixed_pivots_ok(P, m)
-    times = times.reshape(times.shape[0], nb)
-    out = np.empty((times.shape[0], nb, n, n))
-    flat = out.reshape(-1, n, n)
-    if np.any(fast):
-        runs = np.flatnonzero(fast)
-        X, G0 = _fixed_pivot_factors(P[runs], m)
-        mu_f, O_f = mu[runs], O[runs]
-        for idx, r, tt in _chunks(runs, nb, times):
-            flat[idx] = _fixed_pivot_riccati(X[r], G0[r], mu_f[r], O_f[r], tt, m)
-    if not np.all(fast):
-        runs = np.flatnonzero(~fast)
-        for idx, r, tt in _chunks(runs, nb, times):
-            run = runs[r]
-            mu_t = mu[run] * tt[:, None]
-            Lam, K = _graded_riccati(P[run], mu_t, _phi(mu[run], tt[:, None]), tol[run])
-            flat[idx] = _gram(O[run] @ Lam, K)
-    return out.reshape(times.shape[0], *batch, n, n)
+    Y = qqt_factor(qqt_setup(W1, W2, sigma_yx, lam=lam, saddle_tol=saddle_tol), t, tau=tau)
+    return outer(Y)
+
+
+def outer(Y: np.ndarray) -> np.ndarray:
+    """YYᵀ over the last two axes: QQᵀ from a factor of :func:`qqt_factor`.
+
+    Multiplies by a contiguous copy of Yᵀ: numpy's special case for ``Y @ Y.T`` (syrk plus a
+    symmetrising copy) is several times slower on stacks of small matrices.
+    """
+    return Y @ np.ascontiguousarray(np.swapaxes(Y, -1, -2))
 
 
 def stack_q(W1: np.ndarray, W2: np.ndarray) -> np.ndarray:

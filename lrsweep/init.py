@@ -32,6 +32,7 @@ __all__ = [
     "imbalances",
     "lambda_balanced",
     "lambda_balanced_deep",
+    "lambda_balanced_stack",
     "layer_widths",
 ]
 
@@ -451,6 +452,104 @@ def lambda_balanced_deep(
         S = np.zeros((widths[l], widths[l - 1]))
         S[np.arange(k), np.arange(k)] = s[l - 1, :k]
         weights.append(bases[l] @ S @ bases[l - 1].T)
+    return weights
+
+
+def lambda_balanced_stack(
+    lam: Sequence[float] | np.ndarray,
+    widths: Sequence[int],
+    scale: Sequence[float] | np.ndarray,
+    seeds: Sequence[int | np.random.SeedSequence | np.random.Generator],
+    aligned: Task | tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[np.ndarray]:
+    """λ-balanced inits of B points at once, stacked: :func:`lambda_balanced_deep` per point.
+
+    Point i gets exactly ``lambda_balanced_deep(lam[i], widths, scale[i], seeds[i], aligned)``:
+    the same random numbers from its own generator, drawn in the same order, and the same
+    operations (the QR factorisations and products are batched over points, each matrix
+    still its own LAPACK/BLAS call), so a point's init does not depend on the batch it is in.
+
+    Parameters
+    ----------
+    lam : array_like, shape (B,)
+        λ of each point.
+    widths : sequence of int, length L + 1
+        [N_i, N_1, …, N_{L−1}, N_o].
+    scale : array_like, shape (B,) or (B, r)
+        Product singular values of each point (one for all modes, or r = min(widths)).
+    seeds : sequence of B ints, SeedSequences or Generators
+        One source of randomness per point.
+    aligned : Task or (U, V), optional
+        Align every point with a task (see :func:`lambda_balanced_deep`).
+
+    Returns
+    -------
+    weights : list of ndarray, length L
+        W_l of shape (B, N_l, N_{l−1}).
+
+    Raises
+    ------
+    ValueError
+        If any point is invalid (as :func:`lambda_balanced_deep` would raise for it), before
+        any random number is drawn.
+    """
+    lam = as_array(lam, "lam", ndim=1)
+    widths = _check_widths(widths)
+    n = lam.size
+    L = len(widths) - 1
+    n_in, n_out = widths[0], widths[-1]
+    r = min(widths)
+    for value in np.unique(lam):
+        check_admissible_deep(float(value), widths)
+    a = as_array(scale, "scale", ndim=(1, 2))
+    if a.ndim == 1:
+        a = np.broadcast_to(a[:, None], (a.shape[0], r))
+    if a.shape != (n, r):
+        raise ValueError(
+            f"`scale` must have shape (B,) or (B, min(widths)) = ({n}, {r}), got {a.shape}"
+        )
+    if np.any(a < 0):
+        raise ValueError(f"`scale` must be non-negative, got min {a.min():g}")
+    if len(seeds) != n:
+        raise ValueError(f"`seeds` must hold one seed per point ({n}), got {len(seeds)}")
+    if n == 0:
+        return [np.zeros((0, widths[l], widths[l - 1])) for l in range(1, L + 1)]  # noqa: E741
+    sizes = widths[1:-1] if aligned is not None else [*widths[1:-1], n_out, n_in]
+    if aligned is not None:
+        U, V = (aligned.svd[0], aligned.svd[2]) if isinstance(aligned, Task) else aligned
+        if U.shape != (n_out, n_out) or V.shape != (n_in, n_in):
+            raise ValueError(
+                f"`aligned` must give U ({n_out}, {n_out}) and V ({n_in}, {n_in}), "
+                f"got {U.shape} and {V.shape}"
+            )
+    # each point's draws, in lambda_balanced_deep's order: hidden bases, then U, V
+    draws = [[] for _ in sizes]
+    for seed in seeds:
+        rng = as_generator(seed)
+        for k, w in enumerate(sizes):
+            draws[k].append(rng.standard_normal((w, w)))
+    haar = []
+    for d in draws:  # tasks.haar_orthogonal, batched
+        q, upper = np.linalg.qr(np.stack(d))
+        haar.append(q * np.sign(np.diagonal(upper, axis1=-2, axis2=-1))[:, None, :])
+    if aligned is None:
+        U, V = haar[L - 1], haar[L]
+    bases = [np.broadcast_to(V, (n, n_in, n_in)), *haar[: L - 1]]
+    bases.append(np.broadcast_to(U, (n, n_out, n_out)))
+    sq = np.maximum(lam, 0.0)[:, None, None] * _extra_mode_squares(1.0, widths)
+    sq += np.maximum(-lam, 0.0)[:, None, None] * _extra_mode_squares(-1.0, widths)
+    s = np.sqrt(sq)  # (B, L, max(widths))
+    if L == 2:  # closed form, elementwise
+        s[:, :, :r] = np.moveaxis(deep_balanced_singular_values(lam[:, None], a, 2), 0, 1)
+    else:  # Newton iterations: per point, so that each stops where it would alone
+        for i in range(n):
+            s[i, :, :r] = deep_balanced_singular_values(lam[i], a[i], L)
+    weights = []
+    for l in range(1, L + 1):  # noqa: E741
+        k = min(widths[l], widths[l - 1])
+        S = np.zeros((n, widths[l], widths[l - 1]))
+        S[:, np.arange(k), np.arange(k)] = s[:, l - 1, :k]
+        weights.append(bases[l] @ S @ np.swapaxes(bases[l - 1], -1, -2))
     return weights
 
 

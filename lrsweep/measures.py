@@ -98,18 +98,20 @@ class Outcome:
 
     @cached_property
     def grams_0(self) -> KernelGrams:
-        g = self.solution.grams
-        return KernelGrams(g.out_grams[0], g.in_grams[0])
+        return self.solution.grams_at(0)
 
     @cached_property
     def grams_end(self) -> KernelGrams:
-        g = self.solution.grams
-        return KernelGrams(g.out_grams[-1], g.in_grams[-1])
+        return self.solution.grams_at(-1)
 
     @cached_property
     def kernel_distance(self) -> np.ndarray:
         """S(0, t) at every saved time, (n_t, B)."""
-        return metrics.kernel_distance(self.grams_0, self.solution.grams)
+        sol = self.solution
+        if sol.depth != 2:
+            return metrics.kernel_distance(self.grams_0, sol.grams)
+        out, inn = sol.two_layer_grams  # depth 2: the grams are [W2W2ᵀ, I] and [I, W1ᵀW1]
+        return metrics.two_layer_kernel_distance(out[0], inn[0], out, inn)
 
     @cached_property
     def lowest_loss(self) -> float:
@@ -125,15 +127,19 @@ class Outcome:
     @cached_property
     def singular_values(self) -> np.ndarray:
         """Singular values of W(t), descending, (n_t, B, min(N_i, N_o))."""
-        return np.linalg.svd(self.solution.W, compute_uv=False)
+        sol = self.solution
+        factors = None
+        if sol.factor is not None:  # W = Y_o Y_iᵀ: an h × h problem when h < min(N_i, N_o)
+            n_in = sol.W.shape[-1]
+            factors = (sol.factor[..., n_in:, :], sol.factor[..., :n_in, :])
+        return metrics.singular_values(sol.W, rank=self.bottleneck, factors=factors)
 
     @cached_property
     def weight_change(self) -> tuple[np.ndarray, np.ndarray]:
         """(per layer (B, L), overall (B,)) relative weight change at t_max; NaN for exact."""
         sol = self.solution.companion or self.solution
         if sol.weights is None:
-            depth = self.solution.grams.out_grams.shape[-3]
-            return np.full((self.n_runs, depth), np.nan), self.nan()
+            return np.full((self.n_runs, self.solution.depth), np.nan), self.nan()
         return metrics.relative_weight_change(
             [w[-1] for w in sol.weights], [w[0] for w in sol.weights]
         )

@@ -8,9 +8,10 @@ outward from λ = 0) as a bracket, and narrows all brackets of all lines togethe
 Illinois variant of regula falsi in u = log|λ| (superlinear, and never leaves its bracket) on
 log(m / threshold) where m > 0 at every bracket point (a power-law decay is nearly linear
 there), falling back to bisection whenever two steps fail to halve the bracket and stepping
-at least half a tolerance once an end sits on the root (as Brent's method does). Each iteration is one
-call of ``evaluate`` on every bracket still open, so a batched solver does all lines at once.
-It stops when a bracket is narrower than ``rtol`` relative in λ (theory §4).
+at least half a tolerance once an end sits on the root (as Brent's method does). Each
+iteration is one call of ``evaluate`` on every bracket still open, so a batched solver does
+all lines at once. It stops when a bracket is narrower than ``rtol`` relative in λ (theory
+§4).
 
 The measure is evaluated at the same init for every λ of a line (the init's rotations are
 drawn from the line's seed, not from λ), so m(λ) is a smooth function of λ along the line.

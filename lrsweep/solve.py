@@ -109,18 +109,40 @@ def _chunk_size(shape: Shape, n_t: int) -> int:
 
 
 def _init_weights(spec: ShardSpec, task: Task, rows: np.ndarray, fail: Callable) -> tuple:
-    """λ-balanced inits of the given rows (one generator per point), stacked on axis 0."""
-    from lrsweep.init import lambda_balanced_deep
+    """λ-balanced inits of the given rows (one generator per point), stacked on axis 0.
+
+    All rows at once (:func:`lrsweep.init.lambda_balanced_stack`, the same numbers as one
+    :func:`lrsweep.init.lambda_balanced_deep` call per point); if some point is invalid, one
+    by one, so that each failure is reported with its point.
+    """
+    from lrsweep.init import lambda_balanced_deep, lambda_balanced_stack
 
     s = spec.shape
     aligned = task if spec.init.aligned else None
     lam, scale, seed = spec.points["lambda"], spec.points["scale"], spec.points["seed"]
-    good, layers = [], []
-    for i in rows.tolist():
+
+    def generator(i: int) -> np.random.Generator:
         seq = grid.point_seed(spec.sweep_seed, seed[i], s.n_in, s.n_out, s.width, s.depth)
+        return np.random.default_rng(seq)
+
+    index = rows.tolist()
+    try:
+        layers = lambda_balanced_stack(
+            [lam[i] for i in index],
+            s.widths,
+            [scale[i] for i in index],
+            [generator(i) for i in index],
+            aligned=aligned,
+        )
+    except (ValueError, np.linalg.LinAlgError):
+        pass
+    else:
+        return np.asarray(rows, dtype=np.int64), layers
+    good, layers = [], []
+    for i in index:
         try:
             ws = lambda_balanced_deep(
-                lam[i], s.widths, scale[i], seed=np.random.default_rng(seq), aligned=aligned
+                lam[i], s.widths, scale[i], seed=generator(i), aligned=aligned
             )
         except (ValueError, np.linalg.LinAlgError) as exc:
             fail(i, f"init failed: {exc}")

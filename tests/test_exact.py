@@ -347,3 +347,81 @@ def test_fixed_pivot_fast_path_equals_graded_elimination(monkeypatch, lam, n_in,
     monkeypatch.setattr(exact, "_FIXED_PIVOT_COND", 0.0)  # force the graded elimination
     graded = exact.qqt(W1, W2, syx, t)
     assert rel_err(fast, graded).max() <= 1e-11
+
+
+# ------------------------------------------------------------ setup, factor and batching
+
+
+def _mixed_batch(n_in, n_hidden, n_out, n=24):
+    """Runs on both paths (fixed pivots and graded elimination: saddles, zero init) and over
+    extreme λ and scales."""
+    from lrsweep.init import lambda_balanced_stack
+
+    rng = np.random.default_rng(8)
+    lam = rng.choice([-1.0, 0.0, 1.0], n) * 10.0 ** rng.uniform(-2, 3, n)
+    if n_hidden > min(n_in, n_out):
+        lam[:] = 0.0
+    scale = 10.0 ** rng.uniform(-12, 2, n)
+    scale[:3] = [0.0, 1e-12, 3.0]
+    ws = lambda_balanced_stack(lam, [n_in, n_hidden, n_out], scale, list(range(n)))
+    return ws, random_regression(n_in, n_out, seed=3).sigma_yx, lam
+
+
+@pytest.mark.parametrize("n_in,n_hidden,n_out", [(3, 3, 3), (4, 2, 4), (2, 2, 4), (2, 5, 3)])
+def test_factor_is_a_factor_and_setup_can_be_reused(n_in, n_hidden, n_out):
+    from lrsweep.exact import outer, qqt_factor, qqt_setup
+
+    (W1, W2), syx, lam = _mixed_batch(n_in, n_hidden, n_out)
+    t = np.array([0.0, 0.1, 2.0, 40.0])
+    setup = qqt_setup(W1, W2, syx, lam=lam)
+    Y = qqt_factor(setup, t)
+    assert Y.shape[:3] == (4, W1.shape[0], n_in + n_out) and Y.shape[-1] <= n_hidden
+    q = qqt(W1, W2, syx, t, lam=lam)
+    assert np.array_equal(outer(Y), q)
+    Q0 = np.concatenate([np.swapaxes(W1, -1, -2), W2], axis=-2)
+    q0 = Q0 @ np.swapaxes(Q0, -1, -2)  # the graded elimination is exact to ~1e-12 at t = 0
+    err = np.linalg.norm(q[0] - q0, axis=(-2, -1))
+    assert np.all(err <= 1e-11 * np.linalg.norm(q0, axis=(-2, -1)))
+    # per-run times through the same setup equal fresh solves at those times
+    t_runs = np.outer([0.5, 3.0], 1.0 + np.arange(W1.shape[0]) / 7)
+    again = outer(qqt_factor(setup, t_runs))
+    for j in (0, 5, W1.shape[0] - 1):
+        fresh = qqt(W1[j], W2[j], syx, t_runs[:, j], lam=lam[j])
+        err = np.linalg.norm(again[:, j] - fresh, axis=(-2, -1))
+        assert np.all(err <= 1e-13 * np.linalg.norm(fresh, axis=(-2, -1)))
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 23, 10**6])
+def test_results_do_not_depend_on_the_chunking(monkeypatch, chunk):
+    import lrsweep.exact as exact
+
+    (W1, W2), syx, lam = _mixed_batch(4, 2, 4, n=30)
+    setup = exact.qqt_setup(W1, W2, syx, lam=lam)  # N_h < min(N_i, N_o): graded only
+    t = np.geomspace(1e-3, 100.0, 17)
+    ref = exact.qqt_factor(setup, t)
+    monkeypatch.setattr(exact, "_CHUNK", chunk)
+    assert np.array_equal(exact.qqt_factor(setup, t), ref)
+    (W1, W2), syx, lam = _mixed_batch(3, 3, 3, n=30)
+    setup = exact.qqt_setup(W1, W2, syx, lam=lam)
+    assert setup.fast.any() and not setup.fast.all()
+    monkeypatch.setattr(exact, "_CHUNK", 1024)
+    ref = exact.qqt_factor(setup, t)
+    monkeypatch.setattr(exact, "_CHUNK", chunk)
+    assert np.array_equal(exact.qqt_factor(setup, t), ref)
+
+
+def test_triangular_helpers_match_numpy(rng):
+    from lrsweep.exact import _factor, _solve_upper
+
+    A = rng.standard_normal((50, 5, 5))
+    K = A @ np.swapaxes(A, -1, -2) + 0.1 * np.eye(5)
+    Z = rng.standard_normal((50, 7, 5))
+    C = np.linalg.cholesky(K)
+    expected = Z @ np.swapaxes(np.linalg.inv(C), -1, -2)
+    np.testing.assert_allclose(_factor(Z, K), expected, rtol=1e-12, atol=1e-12)
+    U = np.triu(rng.standard_normal((50, 5, 5))) + 3 * np.eye(5)
+    d = rng.uniform(0.5, 2.0, (50, 5))
+    expected = np.linalg.solve(U, d[:, :, None] * np.eye(5))
+    np.testing.assert_allclose(_solve_upper(U, d), expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError):
+        _factor(Z, -K)

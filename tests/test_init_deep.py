@@ -18,6 +18,7 @@ from lrsweep.init import (
     imbalances,
     lambda_balanced,
     lambda_balanced_deep,
+    lambda_balanced_stack,
     layer_widths,
 )
 from lrsweep.tasks import haar_orthogonal, random_regression
@@ -148,6 +149,59 @@ def test_lambda_balanced_deep_is_reproducible_and_seed_dependent():
     c = lambda_balanced_deep(1.0, [3, 3, 4], 0.1, seed=5)
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.allclose(a[0], c[0])
+
+
+@pytest.mark.parametrize(
+    "widths, signs",
+    [
+        ([4, 4, 4], (-1, 0, 1)),
+        ([8, 4, 8], (-1, 0, 1)),
+        ([8, 8, 8], (-1, 0, 1)),
+        ([3, 5, 5, 6], (0, 1)),
+        ([6, 4, 3, 2], (-1, 0)),
+        ([5, 5, 5, 5, 5], (-1, 0, 1)),
+        ([2, 7, 3], (0,)),
+    ],
+)
+@pytest.mark.parametrize("aligned", [False, True])
+def test_lambda_balanced_stack_is_bitwise_lambda_balanced_deep_per_point(widths, signs, aligned):
+    # the pipeline draws a chunk's inits at once: every point must get exactly its own init
+    rng = np.random.default_rng(5)
+    n = 25
+    lam = rng.choice(signs, n) * 10.0 ** rng.uniform(-2, 3, n)
+    lam[:3] = [0.0 if 0 in signs else lam[0], 1e3 * max(signs), 1e3 * min(signs)]
+    scale = 10.0 ** rng.uniform(-12, 3, n)
+    scale[:2] = [0.0, 1e-12]
+    task = random_regression(widths[0], widths[-1], seed=3) if aligned else None
+    seeds = [np.random.SeedSequence([2, i, 7]) for i in range(n)]
+    stacked = lambda_balanced_stack(lam, widths, scale, seeds, aligned=task)
+    assert [w.shape for w in stacked] == [
+        (n, o, i) for i, o in zip(widths, widths[1:], strict=False)
+    ]
+    for i in range(n):
+        ws = lambda_balanced_deep(
+            lam[i], widths, scale[i], np.random.SeedSequence([2, i, 7]), aligned=task
+        )
+        for w, ws_i in zip(stacked, ws, strict=True):
+            assert np.array_equal(w[i], ws_i)
+    per_mode = np.tile(scale[:, None], min(widths))  # one scale per mode: the same inits
+    again = lambda_balanced_stack(lam, widths, per_mode, seeds, aligned=task)
+    assert all(np.array_equal(a, b) for a, b in zip(again, stacked, strict=True))
+
+
+def test_lambda_balanced_stack_rejects_before_drawing():
+    rng = np.random.default_rng(0)
+    state = rng.bit_generator.state
+    with pytest.raises(ValueError, match="`lam`=0.5 > 0 needs widths non-decreasing"):
+        lambda_balanced_stack([0.5, 2.0], [3, 4, 2], [0.1, 0.1], [rng, rng])
+    with pytest.raises(ValueError, match="`scale` must be non-negative"):
+        lambda_balanced_stack([0.5, 2.0], [3, 3, 3], [0.1, -1.0], [rng, rng])
+    with pytest.raises(ValueError, match="`lam` must be finite"):
+        lambda_balanced_stack([np.nan, 2.0], [3, 3, 3], [0.1, 0.1], [rng, rng])
+    with pytest.raises(ValueError, match="one seed per point"):
+        lambda_balanced_stack([0.5, 2.0], [3, 3, 3], [0.1, 0.1], [rng])
+    assert rng.bit_generator.state == state
+    assert [w.shape for w in lambda_balanced_stack([], [3, 2, 4], [], [])] == [(0, 2, 3), (0, 4, 2)]
 
 
 @given(

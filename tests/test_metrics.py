@@ -623,3 +623,145 @@ def test_lowest_loss_is_the_best_rank_r_approximation(rng):
         # and no random rank-r map does better
         W = rng.standard_normal((4, r)) @ rng.standard_normal((r, 5))
         assert metrics.loss(W, syx) >= metrics.lowest_loss(syx, r)
+
+
+# --------------------------------------------------------------------------------------
+# fast paths of the shard solver (issue 11): two-layer kernel distance, singular values
+# --------------------------------------------------------------------------------------
+
+#: |fast − reference| ≤ RTOL_FAST·|reference| + ATOL_FAST for the kernel distance: both use
+#: the same expansions, so they differ by round-off only (the kernel form has an absolute
+#: error ~ε, hence the absolute floor for S ≈ 0).
+RTOL_FAST, ATOL_FAST = 1e-10, 1e-14
+EPS = np.finfo(float).eps
+
+
+def _trajectory_grams(rng, n_in, n_hidden, n_out, n_t=7, n_runs=9):
+    """Two-layer nets at n_t "times" × n_runs runs (random walks from random inits over
+    scales 1e-80 … 1e80, one zero net): explicit grams and their (W2W2ᵀ, W1ᵀW1) blocks."""
+    scale = 10.0 ** np.linspace(-80, 80, n_runs)
+    W1 = scale[:, None, None] ** 0.5 * rng.standard_normal((n_runs, n_hidden, n_in))
+    W2 = scale[:, None, None] ** 0.5 * rng.standard_normal((n_runs, n_out, n_hidden))
+    W1[0], W2[0] = 0.0, 0.0  # zero kernel: S is NaN
+    steps = 10.0 ** rng.uniform(-12, 0, (n_t, n_runs, 1, 1))
+    W1t = W1 * (1 + steps * rng.standard_normal((n_t, n_runs, n_hidden, n_in)))
+    W2t = W2 * (1 + steps * rng.standard_normal((n_t, n_runs, n_out, n_hidden)))
+    W1t[0], W2t[0] = W1, W2
+    g_t = ntk_grams([W1t, W2t])
+    out, inn = g_t.out_grams[..., 0, :, :], g_t.in_grams[..., 1, :, :]
+    return g_t, out, inn
+
+
+@pytest.mark.parametrize("shape", [(3, 2, 4), (4, 4, 4), (5, 3, 2), (8, 8, 8)])
+def test_two_layer_kernel_distance_equals_the_generic_one(rng, shape):
+    g_t, out, inn = _trajectory_grams(rng, *shape)
+    g_0 = KernelGrams(g_t.out_grams[0], g_t.in_grams[0])
+    ref = kernel_distance(g_0, g_t)
+    fast = metrics.two_layer_kernel_distance(out[0], inn[0], out, inn)
+    assert fast.shape == ref.shape
+    assert np.array_equal(np.isnan(fast), np.isnan(ref)) and np.isnan(ref[:, 0]).all()
+    ok = ~np.isnan(ref)
+    assert np.all(np.abs(fast[ok] - ref[ok]) <= RTOL_FAST * ref[ok] + ATOL_FAST)
+    assert np.all(fast[0, 1:] == 0.0)  # S(0, 0)
+    assert ref[ok].max() > 1e-3 and ref[ok][ref[ok] > 0].min() < 1e-15  # both regimes
+
+
+def test_two_layer_kernel_distance_broadcasts_and_checks(rng):
+    _, out, inn = _trajectory_grams(rng, 3, 2, 4)
+    full = metrics.two_layer_kernel_distance(out[0], inn[0], out, inn)
+    one = metrics.two_layer_kernel_distance(out[0, 3], inn[0, 3], out[:, 3], inn[:, 3])
+    np.testing.assert_allclose(one, full[:, 3], rtol=1e-14, atol=1e-300)
+    bad = out.copy()
+    bad[2, 4, 0, 1] = np.inf
+    with pytest.raises(ValueError, match="`out_t` must be finite, but 1 entries are NaN or inf"):
+        metrics.two_layer_kernel_distance(out[0], inn[0], bad, inn)
+    with pytest.raises(ValueError, match=r"`in_t` must have shape \(\.\.\., N_i, N_i\)"):
+        metrics.two_layer_kernel_distance(out[0], inn[0], out, out)
+
+
+def _with_singular_values(rng, s, n_out, n_in, n_batch):
+    """Random matrices U diag(s) Vᵀ, (n_batch, N_o, N_i)."""
+    k = min(n_out, n_in)
+    U = np.linalg.qr(rng.standard_normal((n_batch, n_out, k)))[0]
+    V = np.linalg.qr(rng.standard_normal((n_batch, n_in, k)))[0]
+    return (U * s[..., None, :]) @ np.swapaxes(V, -1, -2)
+
+
+def assert_singular_values_close(fast, ref, rank=None):
+    """Relative 1e-8 for σ ≥ 1e-4·σ_max, absolute 8ε·σ_max below (and beyond the rank)."""
+    top = ref[..., :1]
+    big = ref >= 1e-4 * top
+    if rank is not None:
+        big[..., rank:] = False
+    assert np.all(np.abs(fast - ref)[big] <= 1e-8 * ref[big])
+    assert np.all((np.abs(fast - ref) <= 8 * EPS * top)[~big])
+
+
+@pytest.mark.parametrize("n_out,n_in", [(4, 4), (3, 5), (6, 2), (8, 8)])
+def test_singular_values_match_svd_over_many_decades(rng, n_out, n_in):
+    k = min(n_out, n_in)
+    n = 400
+    top = 10.0 ** rng.uniform(-150, 150, (n, 1))
+    s = np.sort(top * 10.0 ** rng.uniform(-12, 0, (n, k)), axis=-1)[:, ::-1]
+    s[: n // 4] = top[: n // 4] * 10.0 ** rng.uniform(-3, 0, (n // 4, k))  # the eigvalsh path
+    s[:5] = 0.0
+    W = _with_singular_values(rng, s, n_out, n_in, n)
+    fast = metrics.singular_values(W)
+    ref = np.linalg.svd(W, compute_uv=False)
+    assert fast.shape == ref.shape and np.all(np.diff(fast, axis=-1) <= 0)
+    assert_singular_values_close(fast, ref)
+    assert np.all(fast[:5] == 0.0)
+
+
+def test_singular_values_rank_and_factors(rng):
+    n, n_out, n_in, h = 300, 6, 5, 3
+    scale = 10.0 ** rng.uniform(-100, 100, (n, 1, 1))
+    Y_o = scale * rng.standard_normal((n, n_out, h)) * 10.0 ** rng.uniform(-4, 0, (n, 1, h))
+    Y_i = rng.standard_normal((n, n_in, h))
+    Y_i[:3, :, 2] = 0.0  # rank-deficient factor: Y_iᵀY_i is singular, redone by SVD
+    W = Y_o @ np.swapaxes(Y_i, -1, -2)
+    ref = np.linalg.svd(W, compute_uv=False)
+    for kw in ({}, {"rank": h}, {"factors": (Y_o, Y_i)}, {"rank": h, "factors": (Y_o, Y_i)}):
+        fast = metrics.singular_values(W, **kw)
+        assert_singular_values_close(fast, ref, rank=h)
+        if kw:
+            assert np.all(fast[:, h:] == 0.0)
+    with pytest.raises(np.linalg.LinAlgError, match="SVD did not converge"):
+        metrics.singular_values(np.where(np.arange(n)[:, None, None] == 7, np.nan, W))
+
+
+@pytest.mark.parametrize("shape", [(4, 4, 4), (8, 4, 8), (3, 2, 5), (6, 3, 4)])
+def test_singular_values_of_exact_trajectories_at_extreme_inits(shape):
+    from lrsweep.exact import qqt_factor, qqt_setup
+    from lrsweep.init import lambda_balanced_stack
+    from lrsweep.tasks import random_regression
+
+    n_in, n_h, n_out = shape
+    lam = np.array([0.0, 1e3, -1e3, 1e-2, -3.0, 0.0, 1e3, -1e3])
+    scale = np.array([1e-12, 1e-12, 1e-12, 1e-12, 1e-12, 3.0, 1e-3, 1e2])
+    ws = lambda_balanced_stack(lam, [n_in, n_h, n_out], scale, list(range(lam.size)))
+    task = random_regression(n_in, n_out, seed=4)
+    t = np.concatenate([[0.0], np.geomspace(0.03, 30.0, 60)])
+    Y = qqt_factor(qqt_setup(*ws, task.sigma_yx, lam=lam), t)
+    Y_o, Y_i = Y[..., n_in:, :], Y[..., :n_in, :]
+    W = Y_o @ np.swapaxes(Y_i, -1, -2)
+    ref = np.linalg.svd(W, compute_uv=False)
+    fast = metrics.singular_values(W, rank=min(shape), factors=(Y_o, Y_i))
+    assert_singular_values_close(fast, ref, rank=min(shape))
+    assert (ref[..., -1] < 1e-4 * ref[..., 0]).any()  # the SVD fallback is exercised
+
+
+def test_trajectory_measures_do_not_depend_on_their_blocks(rng, monkeypatch):
+    _, out, inn = _trajectory_grams(rng, 3, 2, 4, n_t=11, n_runs=6)
+    W = rng.standard_normal((11, 6, 4, 3)) * 10.0 ** rng.uniform(-5, 0, (11, 6, 1, 3))
+    whole = (
+        metrics.two_layer_kernel_distance(out[0], inn[0], out, inn),
+        metrics.singular_values(W),
+    )
+    monkeypatch.setattr(metrics, "_BLOCK_FLOATS", 100)  # blocks of one or two times
+    blocked = (
+        metrics.two_layer_kernel_distance(out[0], inn[0], out, inn),
+        metrics.singular_values(W),
+    )
+    for a, b in zip(whole, blocked, strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -199,3 +199,24 @@ def test_sweep_selection_and_inputs():
     del plans["square"]
     plans["check"] = pts(lams, scales, 3, 3, 3)
     assert experiments.sweep_roles(plans)["phase"] == ["check"]
+
+
+def test_search_sweeps_feed_no_table_driven_figure():
+    """A search sweep has no λ grid (its phase and boundary tables are of another kind): no
+    figure drawn from sweep tables selects it, also when it is the only sweep run."""
+    from lrsweep.grid import plan
+
+    search = {"grid": {"lambda": {"search": {"per_side": 4}}, "scale": [0.01, 0.1, 1.0],
+                       "n_in": [4], "n_out": [4], "width": [4]}}  # fmt: skip
+    grid_ = {"grid": {**search["grid"],
+                      "lambda": {"symlog": {"min": 0.1, "max": 10.0, "per_side": 3}}}}
+    plans = plan({"sweeps": {"searched": search, "gridded": grid_}})
+    assert experiments.sweep_roles(plans) == {
+        "phase": ["gridded"], "architecture": ["gridded"], "width_depth": ["gridded"]}  # fmt: skip
+    only = plan({"sweeps": {"searched": search}})
+    assert experiments.sweep_roles(only) == {"phase": [], "architecture": [], "width_depth": []}
+    runs = {"lambda": np.array([-1.0, -0.5, 0.5, 1.0, 2.0]), "scale": np.array([0.1] * 5),
+            "depth": np.full(5, 2), "n_in": np.full(5, 4), "width": np.full(5, 4),
+            "n_out": np.full(5, 4), "status": np.array(["ok"] * 5),
+            "role": np.array(["bracket"] * 3 + ["iterate"] * 2)}  # fmt: skip
+    assert not experiments.sweep_roles({"s": runs})["width_depth"]

@@ -51,7 +51,7 @@ class SweepInfo:
     exact: bool
     """Solved by the exact solver ('exact' or 'both')."""
     lambdas: bool
-    """Has more than one λ."""
+    """Has more than one λ on a grid (a search sweep has none: its λ are searched)."""
 
 
 def sweep_info(points: Mapping[str, object]) -> dict[str, SweepInfo]:
@@ -69,12 +69,16 @@ def sweep_info(points: Mapping[str, object]) -> dict[str, SweepInfo]:
             uniq = {k: plan.values(k) for k in ("lambda", "scale", "depth")}
             square = any(s.n_in == s.width == s.n_out for s in plan.shapes())
             settings = plan.settings
+            searched = plan.search is not None
         else:
             ok = np.asarray(plan["status"]) == "ok"
             uniq = {k: np.unique(np.asarray(plan[k])[ok]) for k in ("lambda", "scale", "depth")}
             n_in, width, n_out = (np.asarray(plan[k]) for k in ARCH_KEYS)
             square = bool(np.any((n_in == width) & (width == n_out) & ok))
             settings = {}
+            searched = "role" in plan and bool(np.any(np.asarray(plan["role"]) != "grid"))
+        if searched:  # λ is searched: no λ grid, phase and boundary tables of another kind
+            uniq["lambda"] = np.array([])
         info[name] = SweepInfo(
             grid=uniq["lambda"].size >= 5 and uniq["scale"].size >= 3,
             square=square,

@@ -10,6 +10,10 @@ E = Σyx − W Σxx (N_o × N_i), the gradient is
 and gradient flow (theory §1, generalised to depth L) is τ dW_l/dt = A_lᵀ E B_lᵀ. Every
 W_{l+1}ᵀW_{l+1} − W_lW_lᵀ is conserved by the flow for any Σxx (theory §2).
 
+Per-layer learning rates: ``rates=`` (ρ_l, shape (L,) or (..., L)) scales layer l's velocity
+(flow) or step (descent) by ρ_l; the flow then conserves ρ_{l+1}⁻¹W_{l+1}ᵀW_{l+1} − ρ_l⁻¹W_lW_lᵀ
+(theory §6.1).
+
 Many runs of one shape advance together: every array may carry leading batch axes ``...``
 (broadcast across the weights, Σyx and Σxx); all work is stacked-matrix ``@`` over a flat
 batch axis, never a Python loop over runs. Inputs need not be whitened here (general Σxx);

@@ -10,6 +10,10 @@ E = Σyx − W Σxx (N_o × N_i), the gradient is
 and gradient flow (theory §1, generalised to depth L) is τ dW_l/dt = A_lᵀ E B_lᵀ. Every
 W_{l+1}ᵀW_{l+1} − W_lW_lᵀ is conserved by the flow for any Σxx (theory §2).
 
+Per-layer learning rates: ``rates=`` (ρ_l, shape (L,) or (..., L)) scales layer l's velocity
+(flow) or step (descent) by ρ_l; the flow then conserves ρ_{l+1}⁻¹W_{l+1}ᵀW_{l+1} − ρ_l⁻¹W_lW_lᵀ
+(theory §6.1).
+
 Many runs of one shape advance together: every array may carry leading batch axes ``...``
 (broadcast across the weights, Σyx and Σxx); all work is stacked-matrix ``@`` over a flat
 batch axis, never a Python loop over runs. Inputs need not be whitened here (general Σxx);
@@ -97,9 +101,10 @@ class _Net:
 
 
 def _check_network(
-    weights: object, sigma_yx: object, sigma_xx: object
-) -> tuple[_Net, list[np.ndarray], np.ndarray, np.ndarray | None]:
-    """Validate W_1..W_L, Σyx, Σxx; return shapes and arrays flattened to one batch axis."""
+    weights: object, sigma_yx: object, sigma_xx: object, rates: object = None
+) -> tuple[_Net, list[np.ndarray], np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """Validate W_1..W_L, Σyx, Σxx and per-layer rates; return shapes and arrays flattened
+    to one batch axis (rates: (B, L) or None)."""
     ws = weight_list(weights, min_layers=2)
     widths = [ws[0].shape[-1]] + [w.shape[-2] for w in ws]
     syx = as_array(sigma_yx, "sigma_yx")
@@ -113,7 +118,10 @@ def _check_network(
     sxx = check_sigma_xx(sigma_xx, n_in)
     if sxx is not None:
         leads.append(sxx.shape[:-2])
-    batch = batch_shape(leads, "weights`, `sigma_yx` and `sigma_xx")
+    rho = None if rates is None else _check_rates(rates, len(ws))
+    if rho is not None:
+        leads.append(rho.shape[:-1])
+    batch = batch_shape(leads, "weights`, `sigma_yx`, `sigma_xx` and `rates")
     net = _Net(tuple(widths), tuple(batch))
     B = net.n_runs
 
@@ -121,7 +129,28 @@ def _check_network(
         return np.broadcast_to(x, (*batch, *x.shape[-2:])).reshape(B, *x.shape[-2:])
 
     ws = [flat(w) for w in ws]
-    return net, ws, np.ascontiguousarray(flat(syx)), None if sxx is None else flat(sxx)
+    if rho is not None:
+        rho = np.broadcast_to(rho, (*batch, len(ws))).reshape(B, len(ws))
+    return net, ws, np.ascontiguousarray(flat(syx)), None if sxx is None else flat(sxx), rho
+
+
+def _check_rates(rates: object, depth: int) -> np.ndarray:
+    """Per-layer learning-rate multipliers ρ_l: finite, > 0, shape (..., L)."""
+    rho = as_array(rates, "rates")
+    if rho.ndim < 1 or rho.shape[-1] != depth:
+        raise ValueError(
+            f"`rates` must have shape (L,) or (..., L) with L={depth} (one per layer), "
+            f"got {rho.shape}"
+        )
+    if not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+        raise ValueError("`rates` must be finite and > 0")
+    return rho
+
+
+def _rate_vector(net: _Net, rho: np.ndarray) -> np.ndarray:
+    """ρ_l repeated over the entries of W_l: the diagonal of diag(ρ) on flat states, (B, n)."""
+    sizes = np.diff(net.offsets)
+    return np.repeat(rho, sizes, axis=1)
 
 
 # --------------------------------------------------------------------------------------
@@ -223,7 +252,7 @@ def loss_gradient(
     >>> [float(g[0, 0]) for g in loss_gradient([W1, W2], 3 * np.eye(2))]
     [-2.0, -1.0]
     """
-    net, ws, syx, sxx = _check_network(weights, sigma_yx, sigma_xx)
+    net, ws, syx, sxx, _ = _check_network(weights, sigma_yx, sigma_xx)
     return [
         -g.reshape(*net.batch, *shp)
         for g, shp in zip(_descent_direction(ws, syx, sxx), net.shapes, strict=True)
@@ -262,12 +291,15 @@ def gradient_descent(
     lr: float,
     *,
     sigma_xx: object = None,
+    rates: object = None,
 ) -> list[np.ndarray]:
     """Full-batch gradient descent on ℒ for a batch of depth-L linear networks.
 
-    W_l ← W_l + η A_lᵀ (Σyx − WΣxx) B_lᵀ for all layers at once (eq. 1), step k at time
-    t/τ = kη (theory §1). Every run of the batch advances in the same stacked ``@``
-    operations (about 3L batched matrix products per step).
+    W_l ← W_l + η ρ_l A_lᵀ (Σyx − WΣxx) B_lᵀ for all layers at once (eq. 1; ρ_l = 1 unless
+    ``rates`` are given), step k at time t/τ = kη (theory §1). Every run of the batch
+    advances in the same stacked ``@`` operations (about 3L batched matrix products per step).
+    With per-layer rates, layer l takes steps η_l = η·ρ_l; it is the Euler scheme of the
+    flow of :func:`gradient_flow` with the same ``rates`` (theory §6.1).
 
     Parameters
     ----------
@@ -283,6 +315,9 @@ def gradient_descent(
         Learning rate η > 0 (τ = 1/η).
     sigma_xx : ndarray, shape (..., N_i, N_i), optional
         Σxx = XXᵀ/P; default I (whitened inputs; then no Σxx product is formed).
+    rates : array_like, shape (L,) or (..., L), optional
+        Per-layer learning-rate multipliers ρ_l > 0 (layer l steps with η·ρ_l); leading axes
+        broadcast with the batch. Default: all 1 (the same arithmetic as without rates).
 
     Returns
     -------
@@ -296,9 +331,11 @@ def gradient_descent(
     >>> bool(np.allclose(ws[1][-1] @ ws[0][-1], 2 * np.eye(2), atol=1e-4))
     True
     """
-    net, ws, syx, sxx = _check_network(weights, sigma_yx, sigma_xx)
+    net, ws, syx, sxx, rho = _check_network(weights, sigma_yx, sigma_xx, rates)
     steps = descent_steps(t, lr)
     lr = float(lr)
+    # per-layer steps η·ρ_l, shaped to broadcast over (B, N_l, N_{l−1}); plain η without rates
+    etas = [lr] * net.depth if rho is None else list((lr * rho.T)[:, :, None, None])
     order = np.argsort(steps, kind="stable")
     outs = [np.empty((steps.size, net.n_runs, *shp)) for shp in net.shapes]
     ws = [np.array(w, dtype=np.float64, order="C") for w in ws]  # private copies, updated in place
@@ -311,8 +348,8 @@ def gradient_descent(
                 k += 1
             if k == steps.size:
                 break
-            for w, g in zip(ws, _descent_direction(ws, syx, sxx), strict=True):
-                w += lr * g
+            for w, g, eta in zip(ws, _descent_direction(ws, syx, sxx), etas, strict=True):
+                w += eta * g
     return [
         out.reshape(steps.size, *net.batch, *shp) for out, shp in zip(outs, net.shapes, strict=True)
     ]
@@ -403,14 +440,23 @@ def _rodas_step(
     evals: np.ndarray,
     evecs: np.ndarray,
     rhs,
+    root: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One RODAS4 step for every run; y (b, n), h (b,), J = Q diag(evals) Qᵀ per run."""
+    """One RODAS4 step for every run; y (b, n), h (b,).
+
+    Without ``root``, J = Q diag(evals) Qᵀ per run. With per-layer rates the Jacobian is
+    diag(ρ)·J, and Q diag(evals) Qᵀ is the symmetric S J S with S = diag(root), root = √ρ
+    (flat, (b, n)): I/(hγ) − diag(ρ)J = S (I/(hγ) − SJS) S⁻¹, so G⁻¹r = S Q diag(·) Qᵀ S⁻¹ r.
+    """
     with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv_den = 1.0 / (1.0 / (_GAMMA * h)[:, None] - evals)  # eigenvalues of G⁻¹
         Qt = _T(evecs)
 
         def solve(r: np.ndarray) -> np.ndarray:
-            return (evecs @ (inv_den * (Qt @ r[..., None])[..., 0])[..., None])[..., 0]
+            if root is not None:
+                r = r / root
+            k = (evecs @ (inv_den * (Qt @ r[..., None])[..., 0])[..., None])[..., 0]
+            return k if root is None else root * k
 
         inv_h = (1.0 / h)[:, None]
         ks = [solve(f0)]
@@ -452,8 +498,9 @@ def gradient_flow(
     atol: float = FLOW_ATOL,
     max_steps: int = 100_000,
     full_output: bool = False,
+    rates: object = None,
 ) -> list[np.ndarray] | tuple[list[np.ndarray], FlowInfo]:
-    """Gradient flow τ dW_l/dt = A_lᵀ (Σyx − WΣxx) B_lᵀ for a batch of depth-L linear nets.
+    """Gradient flow τ dW_l/dt = ρ_l A_lᵀ (Σyx − WΣxx) B_lᵀ for a batch of depth-L linear nets.
 
     The flow (eq. 1) is stiff: its Jacobian −∇²ℒ has eigenvalues up to the largest NTK
     eigenvalue, ≈ |λ| for depth 2 and ≈ (L−1)!·|λ|^{L−1} for a λ-balanced depth-L net,
@@ -476,6 +523,14 @@ def gradient_flow(
     (tested ≤ 250 at |λ| = 1e3 for depth 2–4). Limit: float64 resolves the slow dynamics
     only while the stiffness (L−1)!·|λ|^{L−1} ≲ 1e13 (e.g. depth 4 fails at |λ| = 1e5 with
     status −2).
+
+    Per-layer learning rates (``rates``, ρ_l > 0; default all 1): layer l moves at ρ_l/τ,
+    the flow of gradient descent with steps η_l = ηρ_l (theory §6.1). Its Jacobian diag(ρ)·J
+    is not symmetric, but in the variables A_l = W_l/√ρ_l it is S J S with S = diag(√ρ)
+    (symmetric), so the stage solves use ``eigh`` of SJS and the similarity transform by S;
+    states, error control and outputs stay in the W_l. The flow then conserves
+    ρ_{l+1}⁻¹W_{l+1}ᵀW_{l+1} − ρ_l⁻¹W_lW_lᵀ instead (theory §6.1). Without ``rates`` the
+    arithmetic is exactly that of the unit-rate flow.
 
     Cost per step and run: one Jacobian and ``eigh`` of size n = Σ_l N_l N_{l−1} (∝ n³)
     and six gradient evaluations, so flows suit small and moderate nets (n ≲ 300); use
@@ -502,6 +557,8 @@ def gradient_flow(
         Maximum accepted steps per run.
     full_output : bool
         Also return a :class:`FlowInfo` with step counts and per-run status.
+    rates : array_like, shape (L,) or (..., L), optional
+        Per-layer learning-rate multipliers ρ_l > 0 (leading axes broadcast with the batch).
 
     Returns
     -------
@@ -522,7 +579,7 @@ def gradient_flow(
     >>> bool(np.allclose(ws[1][-1] @ ws[0][-1], 2 * np.eye(2)))
     True
     """
-    net, ws, syx, sxx = _check_network(weights, sigma_yx, sigma_xx)
+    net, ws, syx, sxx, rho = _check_network(weights, sigma_yx, sigma_xx, rates)
     s_out = as_times(t) / positive(tau, "tau")
     rtol = positive(rtol, "rtol")
     atol = positive(atol, "atol")
@@ -533,12 +590,13 @@ def gradient_flow(
     B, n_t = net.n_runs, s_out.size
     order = np.argsort(s_out, kind="stable")
     run = _FlowRuns(net.pack(ws).copy(), s_out[order])
+    rate_vec = None if rho is None else _rate_vector(net, rho)
     with np.errstate(over="ignore", invalid="ignore"):
         while True:
             idx = np.flatnonzero((run.k_next < n_t) & (run.status == 0))
             if idx.size == 0:
                 break
-            _advance(run, idx, net, syx, sxx, rtol, atol)
+            _advance(run, idx, net, syx, sxx, rtol, atol, rate_vec)
             over = (run.n_steps >= max_steps) & (run.k_next < n_t) & (run.status == 0)
             run.status[over] = -1
     status, out = run.status, run.out
@@ -626,6 +684,7 @@ def _advance(
     sxx: np.ndarray | None,
     rtol: float,
     atol: float,
+    rate_vec: np.ndarray | None = None,
 ) -> None:
     """One accepted RODAS4 step (or a failure) for each run in ``idx``.
 
@@ -636,8 +695,12 @@ def _advance(
     y = run.y[idx]
     syx_b = syx[idx]
     sxx_b = None if sxx is None else sxx[idx]
-    f0 = _flat_field(net, syx_b, sxx_b)(y)
+    rate_b = None if rate_vec is None else rate_vec[idx]
+    root_b = None if rate_b is None else np.sqrt(rate_b)
+    f0 = _flat_field(net, syx_b, sxx_b, rate_b)(y)
     J = _jacobian(net.unpack(y), syx_b, sxx_b)
+    if root_b is not None:  # S J S, S = diag(√ρ): the symmetric form of diag(ρ)·J
+        J = root_b[:, :, None] * J * root_b[:, None, :]
     finite = np.all(np.isfinite(J), axis=(1, 2)) & np.all(np.isfinite(f0), axis=1)
     if not np.all(finite):
         run.status[idx[~finite]] = -2
@@ -656,8 +719,11 @@ def _advance(
             break
         clipped = h_b[p] >= span[p]
         h_try = np.where(clipped, span[p], h_b[p])
-        rhs = _flat_field(net, syx_b[p], None if sxx_b is None else sxx_b[p])
-        y_new, err_vec = _rodas_step(y[p], h_try, f0[p], evals[p], evecs[p], rhs)
+        sxx_p = None if sxx_b is None else sxx_b[p]
+        rhs = _flat_field(net, syx_b[p], sxx_p, None if rate_b is None else rate_b[p])
+        y_new, err_vec = _rodas_step(
+            y[p], h_try, f0[p], evals[p], evecs[p], rhs, None if root_b is None else root_b[p]
+        )
         err = _error_norm(net, err_vec, y[p], y_new, rtol, atol)
         ok = np.isfinite(err) & (err <= 1.0) & np.all(np.isfinite(y_new), axis=1)
         fac = _step_factor(err)
@@ -681,11 +747,15 @@ def _advance(
     run.record(idx[~pending])
 
 
-def _flat_field(net: _Net, syx: np.ndarray, sxx: np.ndarray | None):
-    """The flow field y ↦ pack(A_lᵀ E B_lᵀ) on flat states y (b, n) for runs with these Σ."""
+def _flat_field(
+    net: _Net, syx: np.ndarray, sxx: np.ndarray | None, rate_vec: np.ndarray | None = None
+):
+    """The flow field y ↦ pack(ρ_l A_lᵀ E B_lᵀ) on flat states y (b, n) for runs with these
+    Σ (ρ_l = 1 without ``rate_vec``, the flat (b, n) rates)."""
 
     def rhs(y: np.ndarray) -> np.ndarray:
-        return net.pack(_descent_direction(net.unpack(y), syx, sxx))
+        f = net.pack(_descent_direction(net.unpack(y), syx, sxx))
+        return f if rate_vec is None else rate_vec * f
 
     return rhs
 

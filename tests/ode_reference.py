@@ -4,7 +4,8 @@ Written from the definition of the dynamics only (theory.md §1):
 τ dW_l/dt = −∂ℒ/∂W_l with ℒ = ½tr(W Σxx Wᵀ) − tr(W Σyxᵀ) + const, W = W_L⋯W_1,
 so −∂ℒ/∂W_l = (W_L⋯W_{l+1})ᵀ (Σyx − W Σxx) (W_{l−1}⋯W_1)ᵀ.
 It shares no code with lrsweep's closed forms. Radau (implicit, order 5) with an exact
-Jacobian assembled column by column, so large |λ| (stiff) stays cheap.
+Jacobian assembled column by column, so large |λ| (stiff) stays cheap. With per-layer learning
+rates ρ_l (theory §6.1) the velocity of layer l is ρ_l·(−∂ℒ/∂W_l), and so is its Jacobian row.
 """
 
 from __future__ import annotations
@@ -39,18 +40,24 @@ def gradient_flow_reference(
     *,
     sigma_xx: np.ndarray | None = None,
     rtol: float = 1e-12,
+    rates: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Weights at times ``t`` (units of τ): list of arrays (n_t, *W_l.shape)."""
+    """Weights at times ``t`` (units of τ): list of arrays (n_t, *W_l.shape).
+
+    ``rates`` (length L): dW_l/dt = ρ_l·(−∂ℒ/∂W_l) instead of the unit-rate flow.
+    """
     shapes = [w.shape for w in weights]
     sizes = [int(np.prod(s)) for s in shapes]
     splits = np.cumsum(sizes)[:-1]
     sigma_xx = np.eye(shapes[0][1]) if sigma_xx is None else sigma_xx
+    rate_vec = np.repeat(np.ones(len(shapes)) if rates is None else np.asarray(rates), sizes)
 
     def unpack(y: np.ndarray) -> list[np.ndarray]:
         return [p.reshape(s) for p, s in zip(np.split(y, splits), shapes, strict=True)]
 
     def rhs(_t: float, y: np.ndarray) -> np.ndarray:
-        return np.concatenate([v.ravel() for v in _velocity(unpack(y), sigma_yx, sigma_xx)])
+        v = np.concatenate([v.ravel() for v in _velocity(unpack(y), sigma_yx, sigma_xx)])
+        return rate_vec * v
 
     def jac(_t: float, y: np.ndarray) -> np.ndarray:
         # the velocity is a polynomial in the weights: differentiate it exactly by
@@ -62,7 +69,7 @@ def gradient_flow_reference(
             d[j] = 1.0
             dws = unpack(d)
             cols.append(_directional(ws, dws, sigma_yx, sigma_xx))
-        return np.stack(cols, axis=1)
+        return rate_vec[:, None] * np.stack(cols, axis=1)
 
     y0 = np.concatenate([w.ravel() for w in weights])
     scale = max(np.abs(y0).max(), 1e-300)

@@ -86,7 +86,7 @@ def test_loss_gradient_is_batched_and_whitened_by_default(rng):
 def test_jacobian_is_the_symmetric_derivative_of_the_field(rng):
     syx, sxx = data(rng, 3, 2)
     ws = gaussian_deep([3, 2, 4, 2], std=0.7, seed=2)
-    net, wb, sb, xb = simulate._check_network(ws, syx, sxx)
+    net, wb, sb, xb, _ = simulate._check_network(ws, syx, sxx)
     field = simulate._flat_field(net, sb, xb)
     y = net.pack(wb)
     J = simulate._jacobian(wb, sb, xb)

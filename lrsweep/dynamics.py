@@ -23,7 +23,7 @@ from functools import cached_property
 
 import numpy as np
 
-from lrsweep import exact, init, metrics, simulate
+from lrsweep import exact, init, metrics, simulate, standard
 from lrsweep._validate import as_array, as_times, pair_size
 from lrsweep.metrics import KernelGrams
 
@@ -296,17 +296,22 @@ def _riccati_residual(
 
 
 def _simulated(
-    method: str, weights: Sequence[np.ndarray], sigma_yx: np.ndarray, t: np.ndarray, lr=None
+    method: str,
+    weights: Sequence[np.ndarray],
+    sigma_yx: np.ndarray,
+    t: np.ndarray,
+    lr=None,
+    rates: np.ndarray | None = None,
 ) -> Solution:
     n = weights[0].shape[0]
     if method == "gd":
-        ws = simulate.gradient_descent(weights, sigma_yx, t, lr)
+        ws = simulate.gradient_descent(weights, sigma_yx, t, lr, rates=rates)
         status = np.zeros(n, dtype=np.int64)
         failure = "gradient descent diverged (non-finite weights); lower `lr`"
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # failures reported per run
-            ws, info = simulate.gradient_flow(weights, sigma_yx, t, full_output=True)
+            ws, info = simulate.gradient_flow(weights, sigma_yx, t, full_output=True, rates=rates)
         status = np.asarray(info.status, dtype=np.int64).copy()
         failure = f"gradient flow failed ({info.message})"
     finite = np.logical_and.reduce([np.all(np.isfinite(w), axis=(0, 2, 3)) for w in ws])
@@ -314,10 +319,16 @@ def _simulated(
     ok = status == 0
     # failed runs are reported per run; zero them so the batch's metrics stay finite
     ws = [np.where(ok[None, :, None, None], w, 0.0) for w in ws]
-    # largest change of each conserved imbalance against the largest size of its pair
+    # largest change of each conserved (rate-weighted) imbalance against the largest size
+    # of its pair (theory §6.1)
     drift = np.zeros(n)
-    for l, (x0, xt) in enumerate(zip(init.imbalances(weights), init.imbalances(ws), strict=True)):  # noqa: E741
-        size = np.max(pair_size(ws[l], ws[l + 1]), axis=0)
+    d_0 = standard.weighted_imbalances(weights, rates)
+    d_t = standard.weighted_imbalances(ws, rates)
+    root = np.sqrt(np.ones(len(ws)) if rates is None else np.asarray(rates, dtype=float))
+    for l, (x0, xt) in enumerate(zip(d_0, d_t, strict=True)):  # noqa: E741
+        a_l = ws[l] / root[..., l, None, None]
+        a_next = ws[l + 1] / root[..., l + 1, None, None]
+        size = np.max(pair_size(a_l, a_next), axis=0)
         dev = np.max(np.linalg.norm(xt - x0, axis=(-2, -1)), axis=0)
         drift = np.maximum(drift, dev / np.maximum(size, 1e-300))
     return Solution(
@@ -354,14 +365,18 @@ SOLVERS: dict[str, Solver] = {
         Solver(
             "flow",
             "simulated gradient flow (adaptive L-stable Rosenbrock method), any depth",
-            lambda weights, sigma_yx, t, **_: _simulated("flow", weights, sigma_yx, t),
+            lambda weights, sigma_yx, t, rates=None, **_: _simulated(
+                "flow", weights, sigma_yx, t, rates=rates
+            ),
             max_depth=None,
             shard_size=200,
         ),
         Solver(
             "gd",
             "gradient descent with step `lr` (t/τ = k·lr), any depth",
-            lambda weights, sigma_yx, t, lr=None, **_: _simulated("gd", weights, sigma_yx, t, lr),
+            lambda weights, sigma_yx, t, lr=None, rates=None, **_: _simulated(
+                "gd", weights, sigma_yx, t, lr, rates
+            ),
             max_depth=None,
             shard_size=200,
         ),
@@ -384,6 +399,7 @@ def solve_dynamics(
     method: str = "exact",
     lam: object = None,
     lr: float | None = None,
+    rates: object = None,
 ) -> Solution:
     """Gradient-flow (or descent) dynamics of a batch of linear networks from given inits.
 
@@ -406,6 +422,9 @@ def solve_dynamics(
         carry λ only to ±ε·scale); default: read off the first layer pair.
     lr : float, keyword-only
         Learning rate of ``gd``; saved times must be multiples of it.
+    rates : array_like, shape (L,) or (B, L), keyword-only
+        Per-layer learning-rate multipliers ρ_l (``flow`` and ``gd``; layer l moves at ρ_l
+        times the base rate, theory §6.1). Default: one rate.
 
     Returns
     -------
@@ -442,6 +461,8 @@ def solve_dynamics(
         )
     if method == "gd" and lr is None:
         raise ValueError("method 'gd' needs the learning rate `lr`")
+    if rates is not None and method not in ("flow", "gd"):
+        raise ValueError(f"per-layer `rates` need method 'flow' or 'gd', got {method!r}")
     sigma_yx = as_array(sigma_yx, "sigma_yx")
     n = ws[0].shape[0]
     lam = (
@@ -454,7 +475,8 @@ def solve_dynamics(
     if np.any(out):  # solve those from W = 0, a fixed point, and report them as failed
         ws = [np.where(out[:, None, None], 0.0, w) for w in ws]
         lam = np.where(out, 0.0, lam)
-    sol = solver.run(ws, sigma_yx, as_times(t), lam=lam, lr=lr)
+    extra = {} if rates is None else {"rates": rates}
+    sol = solver.run(ws, sigma_yx, as_times(t), lam=lam, lr=lr, **extra)
     if not np.any(out):
         return sol
     status = np.where(out, -3, sol.status)

@@ -25,9 +25,10 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +63,14 @@ __all__ = [
 SCHEMA_PATH = Path(__file__).with_name("config.schema.yaml")
 
 #: Grid axes in plan order (outermost first); also the parameter columns of runs.parquet.
-AXES = ("n_in", "n_out", "width", "depth", "lambda", "scale", "seed")
+AXES = ("n_in", "n_out", "width", "depth", "layer_ratio", "lr_ratio", "lambda", "scale", "seed")
 INT_AXES = ("n_in", "n_out", "width", "depth", "seed")
 SHAPE_AXES = ("n_in", "n_out", "width", "depth")
+#: Axes of a point group besides its shape: the ratio between the layers' σ (Gaussian inits)
+#: and between their learning rates (flow, gd); 1 is neutral and leaves point ids unchanged.
+RATIO_AXES = ("layer_ratio", "lr_ratio")
+#: Axes fixed within one group of points (one :class:`ShapeGroup`).
+GROUP_AXES = (*SHAPE_AXES, *RATIO_AXES)
 #: Allowed range of each integer axis: sizes up to 10⁴ (a wider layer needs gigabytes per
 #: point), depth up to 100, seeds that fit the int64 ``seed`` column.
 _AXIS_RANGE = {
@@ -286,6 +292,15 @@ def _axes(name: str, sweep: Mapping) -> dict[str, np.ndarray]:
                         f"config key `{key}` = {spec!r}: values must be "
                         f"{f'>= {lo}' if v < lo else f'<= {hi}'} (got {v})"
                     )
+        if axis == "lambda" and sweep["init"]["kind"] == "gaussian":
+            if axis_values(spec, key).tolist() != [0.0]:
+                raise ConfigError(
+                    f"config key `{key}` = {spec!r}: Gaussian inits (init.kind gaussian) have "
+                    "no lambda axis: their imbalance is measured (runs column lambda_eff); "
+                    "vary `grid.layer_ratio` and `grid.scale` (the sigma multiplier) instead"
+                )
+            axes[axis] = np.array([np.nan])  # not an input: runs and phase rows carry NaN
+            continue
         if axis == "lambda" and isinstance(spec, Mapping) and "search" in spec:
             # a searched λ: one "point" per line and side, λ = the side's sign (±1)
             axes[axis] = np.asarray(search_spec(sweep).signs())
@@ -295,6 +310,10 @@ def _axes(name: str, sweep: Mapping) -> dict[str, np.ndarray]:
             raise ConfigError(
                 f"config key `{key}` = {spec!r}: the absolute scale must be >= 0 "
                 f"(got {values.min():g})"
+            )
+        if axis in RATIO_AXES and values.min() <= 0:
+            raise ConfigError(
+                f"config key `{key}` = {spec!r}: a ratio must be > 0 (got {values.min():g})"
             )
         axes[axis] = values
     if dims is not None:
@@ -343,8 +362,50 @@ def _check_search(name: str, sweep: Mapping) -> None:
         )
 
 
+def _check_init(name: str, sweep: Mapping) -> None:
+    """Init family, ratio axes and solver fit together (one line each, naming the key)."""
+    grid, solver = sweep["grid"], sweep["solver"]
+    gaussian = sweep["init"]["kind"] == "gaussian"
+    key = f"sweeps.{name}"
+    if gaussian and solver in ("exact", "both"):
+        raise ConfigError(
+            f"config key `{key}.solver` = {solver!r}: the exact solution needs lambda-balanced "
+            "inits; Gaussian inits (init.kind gaussian) are solved by flow or gd, and at depth 2 "
+            "each run records the exact solution of its lambda_eff-balanced counterpart "
+            "(columns *_predicted, docs/pipeline.md)"
+        )
+    if gaussian and search_spec(sweep) is not None:
+        raise ConfigError(
+            f"config key `{key}.grid.lambda`: a lambda search needs lambda-balanced inits "
+            "(init.kind balanced)"
+        )
+    if gaussian and sweep["init"]["aligned"]:
+        raise ConfigError(
+            f"config key `{key}.init.aligned`: only lambda-balanced inits can be aligned"
+        )
+    ratios = axis_values(grid["layer_ratio"], f"{key}.grid.layer_ratio").tolist()
+    if not gaussian and ratios != [1.0]:
+        raise ConfigError(
+            f"config key `{key}.grid.layer_ratio` = {grid['layer_ratio']!r}: the ratio between "
+            "the layers' sigma is an axis of Gaussian inits (init.kind gaussian); a "
+            "lambda-balanced init sets the layers' sizes by lambda"
+        )
+    rates = axis_values(grid["lr_ratio"], f"{key}.grid.lr_ratio").tolist()
+    if solver in ("exact", "both") and rates != [1.0]:
+        raise ConfigError(
+            f"config key `{key}.grid.lr_ratio` = {grid['lr_ratio']!r}: per-layer learning "
+            f"rates need solver flow or gd (got {solver!r})"
+        )
+    if gaussian and axis_values(grid["scale"], f"{key}.grid.scale").min() <= 0:
+        raise ConfigError(
+            f"config key `{key}.grid.scale` = {grid['scale']!r}: for Gaussian inits scale is "
+            "the sigma multiplier and must be > 0"
+        )
+
+
 def _check_sweep(name: str, sweep: dict) -> None:
     _check_search(name, sweep)
+    _check_init(name, sweep)
     axes = _axes(name, sweep)
     task, time = sweep["task"], sweep["time"]
     if task["kind"] == "random":
@@ -400,11 +461,19 @@ def point_ids(columns: Mapping[str, np.ndarray]) -> np.ndarray:
     """Stable 63-bit ids (int64 ≥ 0) of points from their parameters (:data:`AXES`).
 
     Hashes the int64 axes and the IEEE-754 bits of λ and scale, so an id depends on the
-    point only, never on its position in the grid.
+    point only, never on its position in the grid. The :data:`RATIO_AXES` (optional
+    columns) enter only where they differ from 1, so points without them keep their ids.
     """
     with np.errstate(over="ignore"):
         h = np.full(np.shape(columns["lambda"]), _GOLDEN, dtype=np.uint64)
         for axis in AXES:
+            if axis in RATIO_AXES:
+                if axis in columns:
+                    col = np.asarray(columns[axis], dtype=np.float64) + 0.0
+                    salt = np.uint64(AXES.index(axis))  # which ratio axis moved
+                    mixed = _mix(h ^ _mix(col.view(np.uint64) + _GOLDEN + salt))
+                    h = np.where(col != 1.0, mixed, h)
+                continue
             col = np.asarray(columns[axis])
             words = (
                 (col.astype(np.float64) + 0.0).view(np.uint64)
@@ -481,6 +550,8 @@ class ShapeGroup:
         The inadmissible points (no λ if none).
     reasons, categories : tuple of str
         Why, and the kind of inadmissibility (for summaries), one per λ of ``skipped``.
+    layer_ratio, lr_ratio : float
+        The group's :data:`RATIO_AXES` values.
     """
 
     shape: Shape
@@ -489,6 +560,12 @@ class ShapeGroup:
     skipped: PointGrid
     reasons: tuple[str, ...]
     categories: tuple[str, ...]
+    layer_ratio: float = 1.0
+    lr_ratio: float = 1.0
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        return {"layer_ratio": self.layer_ratio, "lr_ratio": self.lr_ratio}
 
 
 @dataclass(frozen=True)
@@ -567,6 +644,8 @@ class SweepPlan:
             stop=stop - lo * block,
             lr=float(s["lr"]) if s["solver"] == "gd" else None,
             search=self.search,
+            layer_ratio=group.layer_ratio,
+            lr_ratio=group.lr_ratio,
         )
 
     def skipped_columns(self) -> Iterator[dict[str, np.ndarray]]:
@@ -574,7 +653,7 @@ class SweepPlan:
         ``point_id`` and ``reason``."""
         for g in self.groups:
             if g.skipped.size:
-                cols = _columns(g.shape, g.skipped)
+                cols = _columns(g, g.skipped)
                 per_lam = g.skipped.size // len(g.skipped.lam)
                 cols["reason"] = np.repeat(np.asarray(g.reasons, dtype=object), per_lam)
                 yield cols
@@ -589,7 +668,7 @@ class SweepPlan:
             for grid_, status in ((g.points, "ok"), (g.skipped, "skipped")):
                 if not grid_.size:
                     continue
-                cols = _columns(g.shape, grid_)
+                cols = _columns(g, grid_)
                 n, per_lam = grid_.size, grid_.size // len(grid_.lam)
                 cols["status"] = np.full(n, status, dtype=object)
                 if status == "ok":
@@ -622,6 +701,8 @@ class SweepPlan:
         """The distinct values of a grid axis over the admissible points."""
         if axis in SHAPE_AXES:
             vals = [getattr(g.shape, axis) for g in self.groups if g.points.size]
+        elif axis in RATIO_AXES:
+            vals = [g.ratios[axis] for g in self.groups if g.points.size]
         else:
             key = {"lambda": "lam"}.get(axis, axis)
             vals = [v for g in self.groups if g.points.size for v in getattr(g.points, key)]
@@ -663,6 +744,12 @@ class SweepPlan:
                 f"  lambda searched on each side in [{sp.min:g}, {sp.max:g}]: where "
                 f"{sp.measure} crosses {sp.threshold:g}, {sp.per_side} bracket points, "
                 f"rtol {sp.rtol:g}"
+            )
+        init = self.settings["init"]
+        if init["kind"] == "gaussian":
+            lines.append(
+                f"  Gaussian inits, preset {init['preset']}: scale = sigma multiplier, "
+                "layer_ratio = sigma ratio between layers (lambda_eff measured per run)"
             )
         if self.settings.get("description"):
             lines.append(f"  {self.settings['description']}")
@@ -716,11 +803,15 @@ def point_cost(solver: str, shape: Shape, time: Mapping, lr: float | None) -> tu
     return seconds, size
 
 
-def _columns(shape: Shape, grid_: PointGrid) -> dict[str, np.ndarray]:
-    """The :data:`AXES` and ``point_id`` of every point of ``grid_`` for one architecture."""
+def _columns(group: ShapeGroup, grid_: PointGrid) -> dict[str, np.ndarray]:
+    """The :data:`AXES` and ``point_id`` of every point of ``grid_`` in one group."""
     cols = grid_.columns()
     n = grid_.size
-    cols = {**{a: np.full(n, getattr(shape, a), dtype=np.int64) for a in SHAPE_AXES}, **cols}
+    cols = {
+        **{a: np.full(n, getattr(group.shape, a), dtype=np.int64) for a in SHAPE_AXES},
+        **{a: np.full(n, v, dtype=np.float64) for a, v in group.ratios.items()},
+        **cols,
+    }
     cols["point_id"] = point_ids(cols)
     return {**{a: cols[a] for a in AXES}, "point_id": cols["point_id"]}
 
@@ -801,40 +892,39 @@ def plan_sweep(name: str, sweep: Mapping) -> SweepPlan:
     lam_axis = axes["lambda"]
     shared: dict[tuple, tuple] = {}  # one λ tuple per admissible set, shared by the shards
     groups = []
-    for n_in in axes["n_in"].tolist():
-        for n_out in axes["n_out"].tolist():
-            for width in axes["width"].tolist():
-                for depth in axes["depth"].tolist():
-                    shape = Shape(n_in, n_out, width, depth)
-                    ok, reasons, categories = _admissibility(solver, shape, lam_axis)
-                    if reasons and sweep["on_invalid"] == "error":
-                        raise ConfigError(
-                            f"sweep `{name}`: {int((~ok).sum()) * len(scale) * len(seed)} of "
-                            f"{n_total} grid points are inadmissible, e.g. "
-                            f"{dict(asdict(shape), **{'lambda': lam_axis[~ok][0].item()})}: "
-                            f"{reasons[0]}. Remove them from `sweeps.{name}.grid` or set "
-                            f"`sweeps.{name}.on_invalid: skip`"
-                        )
-                    lam_ok = tuple(lam_axis[ok].tolist())
-                    lam_ok = shared.setdefault(lam_ok, lam_ok)
-                    pts = PointGrid(lam_ok, scale, seed)
-                    shards = ()
-                    if pts.size:
-                        ids = _columns(shape, pts)["point_id"]
-                        shards = tuple(
-                            (_shard_name(solver, (n_in, n_out, width, depth), ids[lo:hi]), lo, hi)
-                            for lo, hi in shard_bounds(ids, target)
-                        )
-                    groups.append(
-                        ShapeGroup(
-                            shape=shape,
-                            points=pts,
-                            shards=shards,
-                            skipped=PointGrid(tuple(lam_axis[~ok].tolist()), scale, seed),
-                            reasons=tuple(reasons),
-                            categories=tuple(categories),
-                        )
-                    )
+    for n_in, n_out, width, depth, layer_ratio, lr_ratio in itertools.product(
+        *(axes[a].tolist() for a in GROUP_AXES)
+    ):
+        shape = Shape(n_in, n_out, width, depth)
+        ok, reasons, categories = _admissibility(solver, shape, lam_axis)
+        if reasons and sweep["on_invalid"] == "error":
+            raise ConfigError(
+                f"sweep `{name}`: {int((~ok).sum()) * len(scale) * len(seed)} of "
+                f"{n_total} grid points are inadmissible, e.g. "
+                f"{dict(asdict(shape), **{'lambda': lam_axis[~ok][0].item()})}: "
+                f"{reasons[0]}. Remove them from `sweeps.{name}.grid` or set "
+                f"`sweeps.{name}.on_invalid: skip`"
+            )
+        lam_ok = tuple(lam_axis[ok].tolist())
+        lam_ok = shared.setdefault(lam_ok, lam_ok)
+        group = ShapeGroup(
+            shape=shape,
+            points=PointGrid(lam_ok, scale, seed),
+            shards=(),
+            skipped=PointGrid(tuple(lam_axis[~ok].tolist()), scale, seed),
+            reasons=tuple(reasons),
+            categories=tuple(categories),
+            layer_ratio=layer_ratio,
+            lr_ratio=lr_ratio,
+        )
+        if group.points.size:
+            ids = _columns(group, group.points)["point_id"]
+            shards = tuple(
+                (_shard_name(solver, (n_in, n_out, width, depth), ids[lo:hi]), lo, hi)
+                for lo, hi in shard_bounds(ids, target)
+            )
+            group = replace(group, shards=shards)
+        groups.append(group)
     return SweepPlan(name=name, settings=dict(sweep), groups=tuple(groups))
 
 

@@ -26,10 +26,14 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "BOUNDARY_SCHEMA",
@@ -47,6 +51,7 @@ __all__ = [
     "trajectories_schema",
     "empty_table",
     "read_table",
+    "phase_axis",
     "read_tables",
     "to_table",
     "write_table",
@@ -60,15 +65,24 @@ PARAMETERS = [
     ("n_out", _i64),
     ("width", _i64),
     ("depth", _i64),
-    ("lambda", _f64),
+    ("layer_ratio", _f64),  # Gaussian inits: sigma ratio between layers (1 otherwise)
+    ("lr_ratio", _f64),  # learning-rate ratio between layers (1: one rate)
+    ("lambda", _f64),  # NaN for Gaussian inits (not an input; lambda_eff is measured)
     ("scale", _f64),
     ("seed", _i64),
 ]
 
-#: Keys of one panel (facet) of a sweep: the solver and the architecture.
-FACET_KEYS = ("solver", "n_in", "n_out", "width", "depth")
-#: Keys of one phase-table cell (a facet at one λ and scale).
-PHASE_KEYS = (*FACET_KEYS, "lambda", "scale")
+#: Keys of one panel (facet) of a sweep: the solver, the architecture, the learning-rate ratio.
+FACET_KEYS = ("solver", "n_in", "n_out", "width", "depth", "lr_ratio")
+#: Keys of one phase-table cell (a facet at one layer ratio, λ and scale).
+PHASE_KEYS = (*FACET_KEYS, "layer_ratio", "lambda", "scale")
+
+
+def phase_axis(table: pd.DataFrame) -> str:
+    """The phase diagram's horizontal axis: ``lambda``, or ``layer_ratio`` for Gaussian
+    inits (whose λ is NaN: not an input)."""
+    return "lambda" if table["lambda"].notna().any() else "layer_ratio"
+
 
 #: Identity of a run, before its parameters.
 _RUN_ID = [("sweep", _str), ("point_id", _i64), ("shard", _str), ("solver", _str), ("task", _str)]
@@ -80,9 +94,7 @@ def _measure_fields(kind: str) -> list[pa.Field]:
     from lrsweep.measures import measures
 
     return [
-        pa.field(
-            m.name, pa.list_(_f64) if m.per_layer else _f64, metadata={"description": m.description}
-        )
+        pa.field(m.name, m.arrow_type, metadata={"description": m.description})
         for m in measures(kind)
     ]
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+import pyarrow as pa
 
-from lrsweep import metrics
+from lrsweep import metrics, standard
 from lrsweep.dynamics import Solution
 from lrsweep.exact import stack_q
 from lrsweep.metrics import KernelGrams
@@ -72,12 +73,26 @@ class Outcome:
         The task (whitened inputs).
     bottleneck : int
         The narrowest layer width (sets the lowest reachable loss).
+    init_weights : list of ndarray, optional
+        W_l(0), shape (B, N_l, N_{l−1}): the inits (for the imbalance and the prediction;
+        default the solution's own weights at t = 0).
+    rates : ndarray, shape (L,) or (B, L), optional
+        Per-layer learning-rate multipliers ρ_l the runs were solved with (default 1).
     """
 
-    def __init__(self, solution: Solution, sigma_yx: np.ndarray, bottleneck: int) -> None:
+    def __init__(
+        self,
+        solution: Solution,
+        sigma_yx: np.ndarray,
+        bottleneck: int,
+        init_weights: list[np.ndarray] | None = None,
+        rates: np.ndarray | None = None,
+    ) -> None:
         self.solution = solution
         self.sigma_yx = sigma_yx
         self.bottleneck = bottleneck
+        self._init_weights = init_weights
+        self.rates = rates
 
     @property
     def t(self) -> np.ndarray:
@@ -135,6 +150,55 @@ class Outcome:
         return metrics.singular_values(sol.W, rank=self.bottleneck, factors=factors)
 
     @cached_property
+    def init_weights(self) -> list[np.ndarray] | None:
+        """W_l(0) of every run, (B, N_l, N_{l−1}) each (None if unknown: exact without inits)."""
+        if self._init_weights is not None:
+            return self._init_weights
+        sol = self.solution.companion or self.solution
+        return None if sol.weights is None else [w[0] for w in sol.weights]
+
+    @cached_property
+    def imbalance(self) -> standard.ImbalanceSummary | None:
+        """Eigenvalue summary of the rate-weighted conserved D_l of the inits (theory §6.2)."""
+        ws = self.init_weights
+        return None if ws is None else standard.imbalance_summary(ws, self.rates)
+
+    def pairs(self, field: str) -> np.ndarray:
+        """(B, L − 1) of an :class:`~lrsweep.standard.ImbalanceSummary` field (NaN if unknown)."""
+        if self.imbalance is None:
+            return np.full((self.n_runs, self.solution.depth - 1), np.nan)
+        return getattr(self.imbalance, field)
+
+    @cached_property
+    def prediction(self) -> standard.PredictedMeasures | None:
+        """The exact solution of each two-layer run's λ_eff-balanced counterpart (same
+        W2W1(0) and rate-weighted λ_eff, theory §6.2), for simulated runs only."""
+        sol = self.solution
+        if sol.depth != 2 or sol.method not in ("flow", "gd") or self.init_weights is None:
+            return None
+        W1, W2 = self.init_weights
+        fractions = tuple(p / 100 for p in FIT_PERCENTS)
+        return standard.predicted_measures(
+            W1,
+            W2,
+            self.sigma_yx,
+            self.t,
+            self.rates,
+            fractions=fractions,
+            lowest_loss=self.lowest_loss,
+        )
+
+    def predicted(self, name: str) -> np.ndarray:
+        """(B,) predicted value of a measure (``kernel_distance``, ``final_loss``,
+        ``time_to_fit_<p>``); NaN without a prediction or where it is inadmissible."""
+        p = self.prediction
+        if p is None:
+            return self.nan()
+        if name.startswith("time_to_fit_"):
+            return p.time_to_fit[FIT_PERCENTS.index(int(name.rsplit("_", 1)[1]))]
+        return getattr(p, name)
+
+    @cached_property
     def weight_change(self) -> tuple[np.ndarray, np.ndarray]:
         """(per layer (B, L), overall (B,)) relative weight change at t_max; NaN for exact."""
         sol = self.solution.companion or self.solution
@@ -168,6 +232,10 @@ class Measure:
         Printed by ``lrsweep solve``.
     per_layer : bool
         A list<float64> column (one value per layer), never averaged or printed.
+    per_pair : bool
+        A list<float64> column (one value per consecutive layer pair, input side first).
+    dtype : {'float', 'str'}
+        Value type of a per-run column (``str``: a label, '' where it does not apply).
     solvers : tuple of str or None
         Solvers it applies to (None: all); others get NaN and the CLI omits it.
     style : PlotStyle or None
@@ -185,6 +253,8 @@ class Measure:
     phase: bool = False
     summary: bool = True
     per_layer: bool = False
+    per_pair: bool = False
+    dtype: str = "float"
     solvers: tuple[str, ...] | None = None
     style: PlotStyle | None = None
     tolerance: Mapping[str, float] | None = None
@@ -194,6 +264,28 @@ class Measure:
             raise ValueError(f"`kind` must be 'metric' or 'diagnostic', got {self.kind!r}")
         if not self.label:
             object.__setattr__(self, "label", self.name.replace("_", " "))
+        if self.dtype not in ("float", "str"):
+            raise ValueError(f"`dtype` must be 'float' or 'str', got {self.dtype!r}")
+
+    @property
+    def vector(self) -> bool:
+        """A list column (per layer or per layer pair)."""
+        return self.per_layer or self.per_pair
+
+    @property
+    def numeric(self) -> bool:
+        """One number per run (can be averaged, searched, plotted)."""
+        return not self.vector and self.dtype == "float"
+
+    def width(self, depth: int) -> int | None:
+        """Values per run of a list column at ``depth`` (None for a per-run column)."""
+        return depth if self.per_layer else depth - 1 if self.per_pair else None
+
+    @property
+    def arrow_type(self) -> pa.DataType:
+        if self.vector:
+            return pa.list_(pa.float64())
+        return pa.string() if self.dtype == "str" else pa.float64()
 
     def applies_to(self, solver: str) -> bool:
         return self.solvers is None or solver in self.solvers
@@ -243,6 +335,13 @@ def _time_to_fit(k: int, p: int) -> Measure:
     )
 
 
+_SIMULATED: dict[str, Callable[[Outcome], np.ndarray]] = {
+    "kernel_distance": lambda o: o.kernel_distance[-1],
+    "final_loss": lambda o: o.loss[-1],
+    **{f"time_to_fit_{p}": (lambda o, k=k: o.time_to_fit[k]) for k, p in enumerate(FIT_PERCENTS)},
+}
+
+
 def _exact_sim_deviation(o: Outcome) -> np.ndarray:
     sim = o.solution.companion
     if sim is None or o.solution.q is None:
@@ -252,6 +351,99 @@ def _exact_sim_deviation(o: Outcome) -> np.ndarray:
     num = np.max(np.linalg.norm(o.solution.q - q_sim, axis=(-2, -1)), axis=0)
     den = np.max(np.linalg.norm(q_sim, axis=(-2, -1)), axis=0)
     return num / np.maximum(den, 1e-300)
+
+
+_RATE_WEIGHTED = (
+    "of the learning-rate-weighted conserved D_l = eta_(l+1)^-1 W_(l+1)^T W_(l+1) - "
+    "eta_l^-1 W_l W_l^T at t = 0 (rates relative to their geometric mean; theory §6.1, §6.2)"
+)
+
+
+def _imbalance_measures() -> list[Measure]:
+    """The init's measured imbalance: λ_eff and the spread of D_l's eigenvalues per pair."""
+    return [
+        Measure(
+            "lambda_eff",
+            f"mean eigenvalue tr(D_l)/N_l {_RATE_WEIGHTED}, averaged over the layer pairs "
+            "(weight² units; equals lambda for lambda-balanced inits)",
+            lambda o: np.mean(o.pairs("lam_eff"), axis=-1),
+            label="lambda_eff (measured imbalance)",
+            phase=True,
+            style=PlotStyle(r"$\lambda_{\mathrm{eff}}$ (measured imbalance)", "coolwarm"),
+        ),
+        Measure(
+            "off_balance",
+            "largest over layer pairs of ‖D_l − lambda_eff I‖_F / ‖D_l‖_F (dimensionless, 0 iff "
+            "lambda-balanced; O(1) round-off when D_l ≈ 0)",
+            lambda o: np.max(o.pairs("off_balance"), axis=-1),
+            label="off-balance |D - lambda_eff I| / |D|",
+        ),
+        *(
+            Measure(
+                name,
+                f"{what} {_RATE_WEIGHTED}, per layer pair (input side first)",
+                lambda o, f=field: o.pairs(f),
+                per_pair=True,
+                summary=False,
+            )
+            for name, field, what in (
+                ("lambda_eff_pairs", "lam_eff", "mean eigenvalue"),
+                ("imbalance_min_pairs", "eig_min", "smallest eigenvalue"),
+                ("imbalance_max_pairs", "eig_max", "largest eigenvalue"),
+                ("off_balance_pairs", "off_balance", "‖D_l − lambda_eff I‖_F / ‖D_l‖_F"),
+            )
+        ),
+    ]
+
+
+#: Measures predicted for simulated two-layer runs (``<name>_predicted``, ``..._error``).
+PREDICTED = ("kernel_distance", "final_loss", "time_to_fit_90")
+
+
+def _prediction_status(o: Outcome) -> np.ndarray:
+    p = o.prediction
+    if p is None:
+        return np.full(o.n_runs, "", dtype=object)
+    out = np.where(p.prediction.reason == "", "ok", p.prediction.reason).astype(object)
+    return out
+
+
+def _prediction_measures() -> list[Measure]:
+    """The λ_eff-balanced prediction of simulated two-layer runs, and its error (§6.2)."""
+    out = []
+    for name in PREDICTED:
+        out += [
+            Measure(
+                f"{name}_predicted",
+                f"{name} of the exact solution from the lambda_eff-balanced init with the same "
+                "W2 W1(0) (depth 2, flow and gd; NaN where inadmissible; theory §6.2)",
+                lambda o, n=name: o.predicted(n),
+                label=f"{name.replace('_', ' ')} predicted",
+                phase=name == "kernel_distance",
+                solvers=("flow", "gd"),
+            ),
+            Measure(
+                f"{name}_prediction_error",
+                f"{name}_predicted − {name} (the simulated run's)",
+                lambda o, n=name: o.predicted(n) - _SIMULATED[n](o),
+                label=f"{name.replace('_', ' ')} prediction error",
+                phase=name == "kernel_distance",
+                solvers=("flow", "gd"),
+            ),
+        ]
+    out.append(
+        Measure(
+            "prediction_status",
+            "ok, or why the lambda_eff-balanced prediction is 'inadmissible: ...' (no "
+            "lambda-balanced pair of these widths) or 'not determined: ...' (one valid choice "
+            "of several); '' where no prediction is made (exact solver, depth > 2)",
+            _prediction_status,
+            dtype="str",
+            solvers=("flow", "gd"),
+            summary=False,
+        )
+    )
+    return out
 
 
 _MEASURES: dict[str, Measure] = {}
@@ -334,6 +526,8 @@ for _m in (
         summary=False,
     ),
     *(_time_to_fit(k, p) for k, p in enumerate(FIT_PERCENTS)),
+    *_imbalance_measures(),
+    *_prediction_measures(),
     Measure(
         "balance_drift",
         "largest change of the conserved W_(l+1)^T W_(l+1) - W_l W_l^T along the trajectory, "

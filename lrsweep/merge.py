@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from lrsweep import io
 from lrsweep.fitting import regime
+from lrsweep.grid import GROUP_AXES
 from lrsweep.paths import SHARD_FILES, SweepPaths
 from lrsweep.spec import ShardSpec
 
@@ -268,13 +269,14 @@ def _skipped(plan, settings: dict) -> Iterator[pa.Table]:
     for cols in plan.skipped_columns():
         n = cols["point_id"].size
         table = {f.name: np.full(n, np.nan) for f in schema if pa.types.is_floating(f.type)}
+        table |= {f.name: [""] * n for f in schema if pa.types.is_string(f.type)}
         table.update(
             {
                 "sweep": [plan.name] * n,
                 "shard": [""] * n,
                 "solver": [settings["solver"]] * n,
                 "task": [settings["task"]["kind"]] * n,
-                **{a: cols[a] for a in ("point_id", "n_in", "n_out", "width", "depth")},
+                **{a: cols[a] for a in ("point_id", *GROUP_AXES)},
                 **{a: cols[a] for a in ("lambda", "scale", "seed")},
                 "role": ["grid"] * n,
                 "status": ["skipped"] * n,
@@ -295,7 +297,7 @@ def _skipped_sides(plan, settings: dict) -> Iterator[pa.Table]:
                 "sweep": [plan.name] * n,
                 "solver": [settings["solver"]] * n,
                 "task": [settings["task"]["kind"]] * n,
-                **{a: cols[a] for a in ("n_in", "n_out", "width", "depth", "scale", "seed")},
+                **{a: cols[a] for a in (*GROUP_AXES, "scale", "seed")},
                 "side": np.where(cols["lambda"] < 0, "negative", "positive").tolist(),
                 "crossing": np.full(n, -1),
                 "measure": [search.measure] * n,
@@ -322,6 +324,8 @@ def search_boundary(crossings: pd.DataFrame) -> pd.DataFrame:
         "n_out",
         "width",
         "depth",
+        "layer_ratio",
+        "lr_ratio",
         "scale",
         "side",
         "crossing",

@@ -268,6 +268,8 @@ def arch_label(n_in: int, width: int, n_out: int) -> str:
 def facet_title(key: Mapping[str, object], show_solver: bool) -> str:
     """Panel title of one facet: architecture, depth and (when several) solver."""
     text = f"{arch_label(key['n_in'], key['width'], key['n_out'])}, L = {key['depth']}"
+    if key.get("lr_ratio", 1.0) != 1.0:
+        text += rf", $\eta_{{l+1}}/\eta_l$ = {key['lr_ratio']:g}"
     return f"{text}, {key['solver']}" if show_solver else text
 
 
@@ -279,9 +281,13 @@ def facets(df: pd.DataFrame, keys: Sequence[str] = FACET_KEYS) -> list[tuple[dic
     ]
 
 
+def _row_key(key: Mapping[str, object]) -> tuple:
+    return key["solver"], key["depth"], key.get("lr_ratio", 1.0)
+
+
 def _facet_grid(keys: list[dict]) -> tuple[list[tuple], list[tuple]]:
-    """Rows = (solver, depth) combinations, columns = architectures."""
-    rows = sorted({(k["solver"], k["depth"]) for k in keys})
+    """Rows = (solver, depth, learning-rate ratio) combinations, columns = architectures."""
+    rows = sorted({_row_key(k) for k in keys})
     cols = sorted({tuple(k[a] for a in ARCH_KEYS) for k in keys})
     return rows, cols
 
@@ -304,9 +310,18 @@ def _label_outer(axes: np.ndarray, present: np.ndarray, xlabel: str, ylabel: str
 # --------------------------------------------------------------------------- heatmaps
 
 
-def _grid(df: pd.DataFrame, column: str, lambdas, scales) -> np.ndarray:
-    """(n_scale, n_lambda) values of ``column`` (mean per cell), NaN where a cell is absent."""
-    wide = df.pivot_table(index="scale", columns="lambda", values=column, aggfunc="mean")
+#: Axis labels of the phase diagram's horizontal axis (:func:`lrsweep.io.phase_axis`).
+AXIS_LABELS = {
+    "lambda": r"$\lambda$ (relative scale)",
+    "layer_ratio": r"layer ratio $\sigma_{l+1}/\sigma_l$ (× preset)",
+}
+#: Vertical axis label, by horizontal axis (λ-balanced or Gaussian inits).
+SCALE_LABELS = {"lambda": "scale (absolute scale)", "layer_ratio": r"scale ($\sigma$ multiplier)"}
+
+
+def _grid(df: pd.DataFrame, column: str, lambdas, scales, x: str = "lambda") -> np.ndarray:
+    """(n_scale, n_x) values of ``column`` (mean per cell), NaN where a cell is absent."""
+    wide = df.pivot_table(index="scale", columns=x, values=column, aggfunc="mean")
     return wide.reindex(index=scales, columns=lambdas).to_numpy(dtype=float)
 
 
@@ -416,7 +431,8 @@ def phase_heatmaps(
         require_columns(boundary, [*FACET_KEYS, "scale"], "boundary")
     threshold = LAZY_THRESHOLD if threshold is None else float(threshold)
     style = metric_style(metric)
-    lambdas = np.sort(phase["lambda"].dropna().unique())
+    x = io.phase_axis(phase) if len(phase) else "lambda"
+    lambdas = np.sort(phase[x].dropna().unique())
     scales = np.sort(phase["scale"].dropna().unique())
     if lambdas.size == 0 or scales.size == 0:
         raise ValueError("`phase` table has no rows with a finite `lambda` and `scale`")
@@ -441,7 +457,7 @@ def phase_heatmaps(
         drawn = {"contour": 0, "markers": 0, "nodata": False}
         mesh = None
         for key, sub in groups:
-            i = rows.index((key["solver"], key["depth"]))
+            i = rows.index(_row_key(key))
             j = cols.index(tuple(key[a] for a in ARCH_KEYS))
             ax, present[i, j] = axes[i, j], True
             mesh, z, n_lines = draw_cells(
@@ -453,6 +469,7 @@ def phase_heatmaps(
                 norm=norm,
                 cmap=cmap,
                 contour=(f"{boundary_metric}_mean", threshold),
+                x=x,
             )
             drawn["nodata"] |= bool(np.isnan(z).any())
             drawn["contour"] += n_lines
@@ -467,13 +484,13 @@ def phase_heatmaps(
                     fontsize=8,
                     zorder=5,
                 )
-            if boundary is not None:
+            if boundary is not None and x == "lambda":
                 mask = np.logical_and.reduce([boundary[k] == v for k, v in key.items()])
                 drawn["markers"] += draw_boundary_markers(ax, boundary[mask])
             ax.set_title(facet_title(key, show_solver))
         for ax in axes[~present]:
             ax.set_visible(False)
-        _label_outer(axes, present, r"$\lambda$ (relative scale)", "scale (absolute scale)")
+        _label_outer(axes, present, AXIS_LABELS[x], SCALE_LABELS[x])
         cbar = fig.colorbar(mesh, ax=axes[present].tolist(), extend=extend, shrink=0.9)
         cbar.set_label(style.label)
         colorbar_log_ticks(cbar, norm)
@@ -500,6 +517,7 @@ def draw_cells(
     norm: mcolors.Normalize,
     cmap: mcolors.Colormap,
     contour: tuple[str, float] | None = None,
+    x: str = "lambda",
 ) -> tuple[object, np.ndarray, int]:
     """Heatmap of ``cells[column]`` on the (λ, scale) ``grid`` of cell centres and, with
     ``contour = (column, level)``, that column's contour at ``level`` (if it has the column).
@@ -507,11 +525,11 @@ def draw_cells(
     Returns the mesh (for a colour bar), the (n_scale, n_λ) values and the contour line count.
     """
     (lam, sc), (xs, ys) = grid, scales
-    z = _grid(cells, column, lam, sc)
+    z = _grid(cells, column, lam, sc, x)
     mesh = draw_heatmap(ax, z, xs.edges(ax, "x", lam), ys.edges(ax, "y", sc), norm=norm, cmap=cmap)
     lines = 0
     if contour is not None and contour[0] in cells.columns:
-        zc = _grid(cells, contour[0], lam, sc)
+        zc = _grid(cells, contour[0], lam, sc, x)
         lines = draw_threshold_contour(ax, zc, lam, sc, contour[1], xs, ys)
     return mesh, z, lines
 
@@ -609,12 +627,13 @@ def select_runs(
     ok = ok[np.isclose(ok["scale"], scale) & (ok["seed"] == seed)]
     if ok.empty:
         raise ValueError(f"`runs` has no 'ok' run at scale={scale}, seed={seed}")
+    x = io.phase_axis(ok)
     picked = []
     for _, sub in facets(ok):
-        lams = np.sort(sub["lambda"].unique())
+        lams = np.sort(sub[x].unique())
         idx = np.unique(np.round(np.linspace(0, lams.size - 1, min(max_lines, lams.size))))
-        picked.append(sub[sub["lambda"].isin(lams[idx.astype(int)])])
-    return pd.concat(picked).sort_values([*FACET_KEYS, "lambda"])
+        picked.append(sub[sub[x].isin(lams[idx.astype(int)])])
+    return pd.concat(picked).sort_values([*FACET_KEYS, x])
 
 
 def _stack(values: pd.Series) -> np.ndarray:
@@ -689,7 +708,9 @@ def trajectory_plot(
         )
     groups = facets(data)
     groups = groups if facet else groups[:1]
-    norm, cmap = lambda_norm(data["lambda"]), lambda_cmap()
+    x = io.phase_axis(data)
+    colour = _line_colour(data, x)
+    norm, cmap = lambda_norm(colour), lambda_cmap()
     show_solver = data["solver"].nunique() > 1
     tscale = _time_scale(data["t"])
     lscale, llim = _loss_limits(data["loss"])
@@ -705,7 +726,7 @@ def trajectory_plot(
             axes[i, 1].set_yscale("symlog", linthresh=threshold / 10, linscale=0.5)
             if llim:
                 axes[i, 0].set_ylim(*llim)
-            _draw_runs(axes[i], sub, norm, cmap)
+            _draw_runs(axes[i], sub, norm, cmap, x)
             axes[i, 1].axhline(
                 threshold, color="0.4", linestyle=":", linewidth=1, label=f"threshold {threshold:g}"
             )
@@ -716,17 +737,25 @@ def trajectory_plot(
         cbar = fig.colorbar(
             ScalarMappable(norm=norm, cmap=cmap), ax=axes.ravel().tolist(), shrink=0.9, pad=0.02
         )
-        cbar.set_label(r"$\lambda$ (relative scale)")
+        cbar.set_label(AXIS_LABELS[x] if x == "lambda" else r"$\log_2$ " + AXIS_LABELS[x])
         sc, sd = chosen["scale"].iloc[0], chosen["seed"].iloc[0]
         fig.suptitle(f"Training trajectories at scale = {sc:.3g}, seed {sd}", fontsize=10)
     return fig
 
 
-def _draw_runs(row: np.ndarray, sub: pd.DataFrame, norm, cmap) -> None:
-    """One line per run (colour = λ) in the loss, S(0, t) and singular-value panels."""
-    for (lam, _), run in sub.groupby(["lambda", "point_id"], sort=True):
+def _line_colour(df: pd.DataFrame, x: str) -> np.ndarray:
+    """The value a run's line is coloured by: λ, or log₂ of the layer ratio (Gaussian inits),
+    both diverging about the balanced value 0."""
+    v = df[x].to_numpy(float)
+    return v if x == "lambda" else np.log2(v)
+
+
+def _draw_runs(row: np.ndarray, sub: pd.DataFrame, norm, cmap, x: str = "lambda") -> None:
+    """One line per run (colour = λ or the layer ratio) in the loss, S(0, t) and
+    singular-value panels."""
+    for (value, _), run in sub.groupby([x, "point_id"], sort=True):
         run = run.sort_values("t")
-        color = cmap(norm(lam))
+        color = cmap(norm(_line_colour(pd.DataFrame({x: [value]}), x)[0]))
         t = run["t"].to_numpy(float)
         row[0].plot(t, run["loss"].to_numpy(float), color=color, linewidth=1.2)
         row[1].plot(t, run["kernel_distance"].to_numpy(float), color=color, linewidth=1.2)

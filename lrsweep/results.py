@@ -260,7 +260,14 @@ def phase_table(runs: pd.DataFrame) -> pd.DataFrame:
 
     if runs.empty:
         return io.empty_table(io.phase_schema()).to_pandas()
-    return combine_partials([phase_partials(runs)])
+    return combine_partials([phase_partials(with_ratio_defaults(runs))])
+
+
+def with_ratio_defaults(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the ratio columns (``layer_ratio``, ``lr_ratio``) set to their neutral
+    1 where absent: tables written before those axes existed, or built by hand."""
+    missing = {a: 1.0 for a in ("layer_ratio", "lr_ratio") if a not in table.columns}
+    return table.assign(**missing) if missing else table
 
 
 def _crossing(lam: np.ndarray, s: np.ndarray, threshold: float) -> float:
@@ -291,7 +298,8 @@ def boundary_table(phase: pd.DataFrame, threshold: float) -> pd.DataFrame:
     depth, scale); ``lambda_neg`` / ``lambda_pos`` NaN when that side does not cross.
     """
     rows = []
-    keys = ["sweep", *_FACET_KEYS, "scale"]
+    phase = with_ratio_defaults(phase)
+    keys = ["sweep", *_FACET_KEYS, "layer_ratio", "scale"]
     for key, cell in phase.groupby(keys, sort=True):
         lam = cell["lambda"].to_numpy(float)
         s = cell["kernel_distance_mean"].to_numpy(float)
@@ -384,21 +392,23 @@ def describe(
         + f" (kernel distance threshold {threshold:g})",
     ]
     fmt = "{:.3g}".format
+    row = io.phase_axis(phase) if len(phase) else "lambda"
     for key, cell in phase.groupby(_FACET_KEYS, sort=True):
-        solver, n_in, n_out, width, depth = key
-        lams = _spread(np.sort(cell["lambda"].unique()), max_rows)
+        solver, n_in, n_out, width, depth, lr_ratio = key
+        lams = _spread(np.sort(cell[row].unique()), max_rows)
         scales = _spread(np.sort(cell["scale"].unique()), max_cols)
-        table = cell.pivot_table(index="lambda", columns="scale", values=col, dropna=False)
+        table = cell.pivot_table(index=row, columns="scale", values=col, dropna=False)
         table = table.reindex(index=lams, columns=scales)
         seeds = cell["n_seeds"]
         lines += [
             "",
-            f"== {solver}: N_i={n_in} N_h={width} N_o={n_out} L={depth} "
-            f"({int(seeds.min())}-{int(seeds.max())} seeds per cell) ==",
-            f"{col} (rows: lambda, columns: scale"
+            f"== {solver}: N_i={n_in} N_h={width} N_o={n_out} L={depth}"
+            + (f" lr_ratio={lr_ratio:g}" if lr_ratio != 1 else "")
+            + f" ({int(seeds.min())}-{int(seeds.max())} seeds per cell) ==",
+            f"{col} (rows: {row}, columns: scale"
             + (
                 ", subsampled"
-                if len(lams) < cell["lambda"].nunique() or len(scales) < cell["scale"].nunique()
+                if len(lams) < cell[row].nunique() or len(scales) < cell["scale"].nunique()
                 else ""
             )
             + ")",
@@ -417,7 +427,7 @@ def describe(
                 ]
             continue
         b = bound.loc[mask].set_index("scale")[["lambda_neg", "lambda_pos"]]
-        if len(b):
+        if len(b) and row == "lambda":
             b = b.reindex(_spread(b.index.to_numpy(), max_rows))
             lines += [
                 f"lazy/rich boundary: lambda where mean kernel distance falls to {threshold:g} "

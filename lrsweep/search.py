@@ -292,7 +292,11 @@ def search_shard(spec, *, log=None):
         cols = {"lambda": lam, "scale": lines["scale"][line], "seed": lines["seed"][line]}
         n = lam.size
         cols["point_id"] = point_ids(
-            {**{a: np.full(n, v, dtype=np.int64) for a, v in shape.items()}, **cols}
+            {
+                **{a: np.full(n, v, dtype=np.int64) for a, v in shape.items()},
+                **{a: np.full(n, v) for a, v in spec.ratios.items()},
+                **cols,
+            }
         )
         role = "bracket" if not runs else "iterate"
         table, traj = solve_points(spec.with_points(cols), role=role, log=log)
@@ -312,6 +316,7 @@ def search_shard(spec, *, log=None):
             "solver": [spec.solver] * n,
             "task": [task] * n,
             **{a: np.full(n, v, dtype=np.int64) for a, v in shape.items()},
+            **{a: np.full(n, v, dtype=np.float64) for a, v in spec.ratios.items()},
             "scale": lines["scale"][line],
             "seed": lines["seed"][line],
             "side": np.where(lines["lambda"][line] < 0, "negative", "positive").tolist(),

@@ -69,6 +69,7 @@ SCIENCE_MODULES = (
     "measures",
     "merge",
     "solve",
+    "standard",
 )
 
 
@@ -109,11 +110,13 @@ def _chunk_size(shape: Shape, n_t: int) -> int:
 
 
 def _init_weights(spec: ShardSpec, task: Task, rows: np.ndarray, fail: Callable) -> tuple:
-    """λ-balanced inits of the given rows (one generator per point), stacked on axis 0.
+    """Inits of the given rows (one generator per point), stacked on axis 0.
 
-    All rows at once (:func:`lrsweep.init.lambda_balanced_stack`, the same numbers as one
-    :func:`lrsweep.init.lambda_balanced_deep` call per point); if some point is invalid, one
-    by one, so that each failure is reported with its point.
+    λ-balanced: all rows at once (:func:`lrsweep.init.lambda_balanced_stack`, the same
+    numbers as one :func:`lrsweep.init.lambda_balanced_deep` call per point); if some point
+    is invalid, one by one, so that each failure is reported with its point. Gaussian:
+    σ_l of the preset × the point's scale and the group's layer ratio
+    (:func:`lrsweep.standard.preset_sigmas`, :func:`lrsweep.standard.gaussian_init`).
     """
     from lrsweep.init import lambda_balanced_deep, lambda_balanced_stack
 
@@ -126,6 +129,12 @@ def _init_weights(spec: ShardSpec, task: Task, rows: np.ndarray, fail: Callable)
         return np.random.default_rng(seq)
 
     index = rows.tolist()
+    if spec.init.gaussian:
+        from lrsweep.standard import gaussian_init, preset_sigmas
+
+        sigmas = preset_sigmas(spec.init.preset, s.widths, scale[rows], spec.layer_ratio)
+        layers = gaussian_init(s.widths, sigmas, [generator(i) for i in index])
+        return np.asarray(rows, dtype=np.int64), layers
     try:
         layers = lambda_balanced_stack(
             [lam[i] for i in index],
@@ -158,8 +167,12 @@ def _evaluate(
     spec: ShardSpec, task: Task, t: np.ndarray, weights: list[np.ndarray], lam: np.ndarray
 ) -> tuple[Outcome, dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Solve one batch and evaluate every registered measure and curve on it."""
-    sol = solve_dynamics(weights, task.sigma_yx, t, method=spec.solver, lam=lam, lr=spec.lr)
-    outcome = Outcome(sol, task.sigma_yx, spec.shape.bottleneck)
+    rates = spec.rates
+    lam = None if spec.init.gaussian else lam
+    sol = solve_dynamics(
+        weights, task.sigma_yx, t, method=spec.solver, lam=lam, lr=spec.lr, rates=rates
+    )
+    outcome = Outcome(sol, task.sigma_yx, spec.shape.bottleneck, weights, rates)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows of failed points
         values = {m.name: m.compute(outcome) for m in measures()}
@@ -196,8 +209,12 @@ def solve_points(
     n_t = t.size
     status = np.full(n, "ok", dtype=object)
     reason = np.full(n, "", dtype=object)
-    width_of = {m.name: s.depth if m.per_layer else None for m in measures()}
-    cols = {k: np.full((n, w) if w else n, np.nan) for k, w in width_of.items()}
+    cols = {
+        m.name: np.full(n, "", dtype=object)
+        if m.dtype == "str"
+        else np.full((n, w) if (w := m.width(s.depth)) else n, np.nan)
+        for m in measures()
+    }
     curves: dict[str, np.ndarray] = {}
 
     def fail(i: int, message: str) -> None:
@@ -263,7 +280,7 @@ def solve_points(
             say(f"{done}/{n} points ({rate:.1f} points/s, {n_failed} failed)")
     bad = status != "ok"
     for c in cols.values():
-        c[bad] = np.nan
+        c[bad] = "" if c.dtype == object else np.nan
     return _tables(spec, task_name, status, reason, cols, t, curves, role)
 
 
@@ -276,7 +293,7 @@ def _list_array(values: np.ndarray) -> pa.Array:
 
 def _tables(spec: ShardSpec, task_name, status, reason, cols, t, curves, role):
     n = status.size
-    per_layer = {m.name for m in measures() if m.per_layer}
+    vector = {m.name for m in measures() if m.vector}
     runs = {
         "sweep": [spec.sweep] * n,
         "point_id": spec.column("point_id", np.int64),
@@ -284,13 +301,14 @@ def _tables(spec: ShardSpec, task_name, status, reason, cols, t, curves, role):
         "solver": [spec.solver] * n,
         "task": [task_name] * n,
         **{a: np.full(n, getattr(spec.shape, a), dtype=np.int64) for a in grid.SHAPE_AXES},
+        **{a: np.full(n, v, dtype=np.float64) for a, v in spec.ratios.items()},
         "lambda": spec.column("lambda"),
         "scale": spec.column("scale"),
         "seed": spec.column("seed", np.int64),
         "role": [role] * n,
         "status": status,
         "reason": reason,
-        **{k: _list_array(v) if k in per_layer else v for k, v in cols.items()},
+        **{k: _list_array(v) if k in vector else v for k, v in cols.items()},
     }
     ok = np.flatnonzero(status == "ok")
     ok = ok[np.argsort(runs["point_id"][ok], kind="stable")]  # the dataset is sorted by id

@@ -19,7 +19,7 @@ import numpy as np
 
 from lrsweep.search import SearchSpec
 
-__all__ = ["InitSpec", "PointGrid", "Shape", "ShardSpec", "TaskSpec", "TimeSpec"]
+__all__ = ["INIT_KINDS", "InitSpec", "PointGrid", "Shape", "ShardSpec", "TaskSpec", "TimeSpec"]
 
 
 def _from_mapping(cls: type, values: Mapping[str, Any]) -> Any:
@@ -110,11 +110,28 @@ class TimeSpec:
         return np.concatenate([[0.0], np.geomspace(t_min, t_max, n - 1)])
 
 
+#: Init families (``init.kind``): λ-balanced weights (theory §2) or Gaussian weights from a
+#: named preset (theory §6.2, :mod:`lrsweep.standard`).
+INIT_KINDS = ("balanced", "gaussian")
+
+
 @dataclass(frozen=True)
 class InitSpec:
-    """A sweep's ``init`` settings: λ-balanced weights, optionally aligned with the task."""
+    """A sweep's ``init`` settings.
+
+    ``kind`` ``balanced``: λ-balanced weights with product singular values ``scale``,
+    optionally aligned with the task. ``gaussian``: i.i.d. N(0, σ_l²) entries with σ_l of
+    ``preset`` (:func:`lrsweep.standard.preset_sigmas`) times the point's ``scale`` (the
+    multiplier) and its ``layer_ratio``; λ is not an input then (λ_eff is measured).
+    """
 
     aligned: bool = False
+    kind: str = "balanced"
+    preset: str = "xavier"
+
+    @property
+    def gaussian(self) -> bool:
+        return self.kind == "gaussian"
 
     @classmethod
     def from_settings(cls, init: Mapping[str, Any]) -> InitSpec:
@@ -193,6 +210,10 @@ class ShardSpec:
         This shard's points: ``grid``'s points ``start`` … ``stop − 1``.
     lr : float or None
         Learning rate of ``gd``.
+    layer_ratio : float
+        Gaussian inits: σ_{l+1}/σ_l on top of the preset (:func:`lrsweep.standard.preset_sigmas`).
+    lr_ratio : float
+        Per-layer learning rates η_{l+1}/η_l (flow, gd; :func:`lrsweep.standard.layer_rates`).
     search : SearchSpec or None
         For a search sweep: its points are line-sides (``lambda`` = the side's sign, ±1) on
         which λ is searched (:mod:`lrsweep.search`).
@@ -211,6 +232,8 @@ class ShardSpec:
     stop: int
     lr: float | None = None
     search: SearchSpec | None = None
+    layer_ratio: float = 1.0
+    lr_ratio: float = 1.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.start < self.stop <= self.grid.size:
@@ -231,7 +254,22 @@ class ShardSpec:
         cols = self.grid.columns(self.start, self.stop)
         n = self.n_points
         shape = {a: np.full(n, getattr(self.shape, a), dtype=np.int64) for a in _SHAPE_FIELDS}
-        return {"point_id": point_ids({**shape, **cols}), **cols}
+        ratios = {a: np.full(n, v) for a, v in self.ratios.items()}
+        return {"point_id": point_ids({**shape, **ratios, **cols}), **cols}
+
+    @property
+    def ratios(self) -> dict[str, float]:
+        """The group axes besides the shape: ``layer_ratio`` and ``lr_ratio``."""
+        return {"layer_ratio": self.layer_ratio, "lr_ratio": self.lr_ratio}
+
+    @property
+    def rates(self) -> np.ndarray | None:
+        """Per-layer learning-rate multipliers ρ_l (geometric, ∏ρ_l = 1), or None at ratio 1."""
+        if self.lr_ratio == 1.0:
+            return None
+        from lrsweep.standard import layer_rates
+
+        return layer_rates(self.lr_ratio, self.shape.depth)
 
     def with_points(self, points: Mapping[str, np.ndarray]) -> ShardSpec:
         """The same shard solving the given points instead (``point_id``, ``lambda``,
@@ -279,6 +317,9 @@ class ShardSpec:
             out["lr"] = self.lr
         if self.search is not None:
             out["search"] = asdict(self.search)
+        for k, v in self.ratios.items():
+            if v != 1.0:
+                out[k] = v
         return out
 
     @classmethod
@@ -298,6 +339,8 @@ class ShardSpec:
             stop=int(params["stop"]),
             lr=params.get("lr"),
             search=SearchSpec(**params["search"]) if "search" in params else None,
+            layer_ratio=float(params.get("layer_ratio", 1.0)),
+            lr_ratio=float(params.get("lr_ratio", 1.0)),
         )
 
     def fingerprint(self) -> str:

@@ -200,10 +200,26 @@ def test_point_ids_depend_on_the_point_only():
 
 
 def test_point_ids_distinguish_every_parameter():
-    cols = {a: np.zeros(8, dtype=np.int64 if a in grid.INT_AXES else float) for a in grid.AXES}
+    n = len(grid.AXES) + 1
+    cols = {a: np.zeros(n, dtype=np.int64 if a in grid.INT_AXES else float) for a in grid.AXES}
+    for a in grid.RATIO_AXES:
+        cols[a][:] = 1.0
     for k, a in enumerate(grid.AXES):
-        cols[a][k + 1] = 1
-    assert np.unique(point_ids(cols)).size == 8
+        cols[a][k + 1] = 2
+    assert np.unique(point_ids(cols)).size == n
+
+
+def test_ratio_axes_at_one_leave_point_ids_unchanged():
+    """Sweeps without layer or learning-rate ratios keep the ids they had before those axes."""
+    rng = np.random.default_rng(0)
+    base = {a: rng.integers(1, 9, 50) for a in grid.SHAPE_AXES + ("seed",)}
+    base |= {"lambda": rng.normal(size=50), "scale": rng.uniform(size=50)}
+    ones = {a: np.ones(50) for a in grid.RATIO_AXES}
+    np.testing.assert_array_equal(point_ids(base), point_ids({**base, **ones}))
+    other = point_ids({**base, **ones, "lr_ratio": np.full(50, 2.0)})
+    assert not np.any(other == point_ids(base))
+    swapped = point_ids({**base, "layer_ratio": np.full(50, 2.0), "lr_ratio": np.ones(50)})
+    assert not np.any(other == swapped)
 
 
 def test_point_seed_is_common_across_lambda_and_scale():

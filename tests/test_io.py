@@ -13,12 +13,22 @@ F, N, S = pa.float64(), pa.int64(), pa.string()
 
 RUNS_CONTRACT = {
     "sweep": S, "point_id": N, "shard": S, "solver": S, "task": S, "n_in": N, "n_out": N,
-    "width": N, "depth": N, "lambda": F, "scale": F, "seed": N, "role": S, "status": S,
-    "reason": S,
+    "width": N, "depth": N, "layer_ratio": F, "lr_ratio": F, "lambda": F, "scale": F,
+    "seed": N, "role": S, "status": S, "reason": S,
     "initial_loss": F, "final_loss": F, "fit_fraction": F, "kernel_distance": F,
     "kernel_distance_max": F, "ntk_change": F, "weight_change": F,
     "weight_change_layers": pa.list_(F), "time_to_fit_50": F, "time_to_fit_90": F,
-    "time_to_fit_99": F, "regime": S, "balance_drift": F, "riccati_residual": F,
+    "time_to_fit_99": F,
+    # the init's measured imbalance (theory §6.2), per run and per layer pair
+    "lambda_eff": F, "off_balance": F, "lambda_eff_pairs": pa.list_(F),
+    "imbalance_min_pairs": pa.list_(F), "imbalance_max_pairs": pa.list_(F),
+    "off_balance_pairs": pa.list_(F),
+    # the λ_eff-balanced prediction of simulated depth-2 runs
+    "kernel_distance_predicted": F, "kernel_distance_prediction_error": F,
+    "final_loss_predicted": F, "final_loss_prediction_error": F,
+    "time_to_fit_90_predicted": F, "time_to_fit_90_prediction_error": F,
+    "prediction_status": S,
+    "regime": S, "balance_drift": F, "riccati_residual": F,
     "exact_sim_deviation": F,
 }
 

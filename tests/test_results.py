@@ -21,7 +21,9 @@ def runs_frame() -> pd.DataFrame:
                          "status": "failed" if (lam == 1.0 and seed == 2) else "ok",
                          "kernel_distance": 0.1 * (1 + seed) * (2 - abs(lam)),
                          "time_to_fit_90": np.nan if seed == 0 else float(seed),
-                         "final_loss": 1e-9, "ntk_change": 0.5})
+                         "final_loss": 1e-9, "ntk_change": 0.5, "lambda_eff": lam,
+                         "kernel_distance_predicted": np.nan,
+                         "kernel_distance_prediction_error": np.nan})
             r = rows[-1]
             r["regime"] = ("" if r["status"] != "ok" else "stalled" if seed == 0
                            else "lazy" if r["kernel_distance"] <= 0.2 else "rich")
@@ -53,6 +55,7 @@ def test_phase_table():
     np.testing.assert_allclose(cell["kernel_distance_mean"], 0.4)
     np.testing.assert_allclose(cell["kernel_distance_std"], 0.2)
     np.testing.assert_allclose(cell["time_to_fit_90_mean"], 1.5)  # NaN (never) left out
+    assert (ph["layer_ratio"] == 1.0).all() and (ph["lr_ratio"] == 1.0).all()  # defaults
     failed = ph[ph["lambda"] == 1.0].iloc[0]
     assert failed["n_seeds"] == 2
     np.testing.assert_allclose(failed["kernel_distance_mean"], 0.15)

@@ -352,20 +352,23 @@ def draw_threshold_contour(
     level: float,
     xscale: AxisScale,
     yscale: AxisScale,
+    *,
+    style: Mapping[str, object] | None = None,
 ) -> int:
     """Contour ``z == level`` over cell centres (x, y), interpolated linearly in the axes'
-    (log/symlog) coordinates, drawn as lines. Returns the number of lines drawn."""
+    (log/symlog) coordinates, drawn as lines (:data:`CONTOUR_STYLE` unless ``style`` is
+    given, e.g. with a ``label``). Returns the number of lines drawn."""
     if z.shape[0] < 2 or z.shape[1] < 2 or np.isfinite(z).sum() < 4:
         return 0
     tx, ty = xscale.to_axis(ax, "x", x), yscale.to_axis(ax, "y", y)
     gen = contourpy.contour_generator(x=tx, y=ty, z=np.ma.masked_invalid(z), line_type="Separate")
     lines = gen.lines(level)
-    for line in lines:
+    kw = {"zorder": 3, **(CONTOUR_STYLE if style is None else style)}
+    for k, line in enumerate(lines):
         ax.plot(
             xscale.from_axis(ax, "x", line[:, 0]),
             yscale.from_axis(ax, "y", line[:, 1]),
-            zorder=3,
-            **CONTOUR_STYLE,
+            **(kw if k == 0 else {**kw, "label": "_nolegend_"}),
         )
     return len(lines)
 

@@ -18,7 +18,14 @@ from matplotlib.figure import Figure
 
 from lrsweep import experiments
 from lrsweep.exact import aligned_singular_values
-from lrsweep.experiments import applications, boundary, exact_vs_sim, hierarchy, singular_values
+from lrsweep.experiments import (
+    applications,
+    boundary,
+    exact_vs_sim,
+    hierarchy,
+    singular_values,
+    standard_inits,
+)
 from lrsweep.paths import FigurePaths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +35,7 @@ COMPUTED = {
     "hierarchy": hierarchy,
     "applications": applications,
     "boundary": boundary,  # tested in test_experiments_boundary.py
+    "standard_inits": standard_inits,  # tested in test_experiments_standard_inits.py
 }
 
 # ----------------------------------------------------------------------- exact vs sim
@@ -285,7 +293,7 @@ def test_registry_is_complete():
     figures a set-up, table-driven ones a sweep selection; the summary comes last."""
     assert list(experiments.TARGETS) == [*experiments.FIGURES, experiments.SUMMARY]
     labels = [experiments.report_label(n)["figure"] for n in experiments.TARGETS]
-    assert labels[0] == "1 exact vs simulation" and labels[-1] == "9 summary"
+    assert labels[0] == "1 exact vs simulation" and labels[-1] == "10 summary"
     for name, t in experiments.FIGURES.items():
         assert t.name == name and t.title and t.caption is not None
         assert (t.setup is None) != (t.select is None)

@@ -194,7 +194,7 @@ def test_sweep_selection_and_inputs():
     }
     assert experiments.paper_inputs("hierarchy", plans) == {}
     summary = experiments.paper_inputs("summary", plans, "out")
-    assert summary["phase"] == "out/paper/phase/phase.png" and len(summary) == 8
+    assert summary["phase"] == "out/paper/phase/phase.png" and len(summary) == 9
     # without a sweep named `square`, phase takes the first grid with a square net
     del plans["square"]
     plans["check"] = pts(lams, scales, 3, 3, 3)

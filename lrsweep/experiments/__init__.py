@@ -6,7 +6,8 @@ Linear Networks" (ICLR 2025; theory.md §5), one module per result:
 - computed (seconds each, from a set-up dataclass): :mod:`~lrsweep.experiments.exact_vs_sim`,
   :mod:`~lrsweep.experiments.singular_values`, :mod:`~lrsweep.experiments.hierarchy`,
   :mod:`~lrsweep.experiments.applications`, :mod:`~lrsweep.experiments.boundary` (λ* by root
-  finding, about 20 s);
+  finding, about 20 s), :mod:`~lrsweep.experiments.standard_inits` (Gaussian inits on the
+  lazy–rich map, about 20 s);
 - drawn from the sweep pipeline's aggregated tables (``results/<sweep>/phase.parquet`` and
   ``boundary.parquet`` of the sweeps each selects, :mod:`~lrsweep.experiments.tables`):
   :mod:`~lrsweep.experiments.phase`, :mod:`~lrsweep.experiments.architecture`,

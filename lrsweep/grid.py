@@ -470,8 +470,10 @@ def point_ids(columns: Mapping[str, np.ndarray]) -> np.ndarray:
             if axis in RATIO_AXES:
                 if axis in columns:
                     col = np.asarray(columns[axis], dtype=np.float64) + 0.0
-                    salt = np.uint64(AXES.index(axis))  # which ratio axis moved
-                    mixed = _mix(h ^ _mix(col.view(np.uint64) + _GOLDEN + salt))
+                    # which ratio axis moved enters in its own mixing step (an additive
+                    # tag would let neighbouring floats of two axes collide)
+                    tag = _mix(np.uint64(AXES.index(axis)) + _GOLDEN)
+                    mixed = _mix(_mix(h ^ tag) ^ _mix(col.view(np.uint64) + _GOLDEN))
                     h = np.where(col != 1.0, mixed, h)
                 continue
             col = np.asarray(columns[axis])

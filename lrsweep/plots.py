@@ -429,8 +429,10 @@ def phase_heatmaps(
         scale)'; the colour bar is labelled with the metric's name and units.
     """
     column = f"{metric}_mean"
+    phase = results.with_ratio_defaults(phase)
     require_columns(phase, [*PHASE_KEYS, column], "phase")
     if boundary is not None:
+        boundary = results.with_ratio_defaults(boundary)
         require_columns(boundary, [*FACET_KEYS, "scale"], "boundary")
     threshold = LAZY_THRESHOLD if threshold is None else float(threshold)
     style = metric_style(metric)
@@ -615,6 +617,7 @@ def select_runs(
     ``scale`` defaults to the grid value closest to the geometric middle of the scales,
     ``seed`` to the smallest seed.
     """
+    runs = results.with_ratio_defaults(runs)
     require_columns(runs, RUN_KEYS, "runs")
     if max_lines < 1:
         raise ValueError(f"`max_lines` must be >= 1, got {max_lines}")

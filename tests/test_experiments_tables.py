@@ -54,7 +54,13 @@ def _phase_rows(sweep, n_in, width, n_out, lams, scales, seeds=(0,)):
                          "kernel_distance_mean": v[0], "kernel_distance_std": 0.0,
                          "time_to_fit_90_mean": v[1], "time_to_fit_90_std": 0.0,
                          "final_loss_mean": v[2], "final_loss_std": 0.0,
-                         "ntk_change_mean": v[0], "ntk_change_std": 0.0})  # fmt: skip
+                         "ntk_change_mean": v[0], "ntk_change_std": 0.0,
+                         "layer_ratio": 1.0, "lr_ratio": 1.0,
+                         "lambda_eff_mean": float(lam), "lambda_eff_std": 0.0,
+                         "kernel_distance_predicted_mean": np.nan,
+                         "kernel_distance_predicted_std": np.nan,
+                         "kernel_distance_prediction_error_mean": np.nan,
+                         "kernel_distance_prediction_error_std": np.nan})  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -220,6 +220,21 @@ def test_ratio_axes_at_one_leave_point_ids_unchanged():
     assert not np.any(other == point_ids(base))
     swapped = point_ids({**base, "layer_ratio": np.full(50, 2.0), "lr_ratio": np.ones(50)})
     assert not np.any(other == swapped)
+    # neighbouring floats on the two axes (4 and 4 + 1 ulp, as geomspace gives) stay apart
+    up = np.nextafter(4.0, 5.0)
+    a = point_ids({**base, "layer_ratio": np.full(50, up), "lr_ratio": np.ones(50)})
+    b = point_ids({**base, "layer_ratio": np.ones(50), "lr_ratio": np.full(50, 4.0)})
+    assert not np.any(a == b)
+
+
+def test_a_plan_over_ratio_axes_has_distinct_ids_and_shards():
+    sweep = {"solver": "flow", "init": {"kind": "gaussian"},
+             "grid": {"scale": {"logspace": {"start": 0.1, "stop": 3.0, "num": 7}},
+                      "layer_ratio": {"logspace": {"start": 0.125, "stop": 8.0, "num": 7}},
+                      "lr_ratio": [0.25, 1.0, 4.0], "seed": [0, 1], "n_in": [4, 8]}}
+    p = plan({"sweeps": {"g": sweep}})["g"]
+    assert np.unique(p.points["point_id"]).size == p.n_points == 2 * 7 * 3 * 7 * 2
+    assert len(set(p.shards)) == len(p.shards) == sum(len(g.shards) for g in p.groups)
 
 
 def test_point_seed_is_common_across_lambda_and_scale():

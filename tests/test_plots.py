@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 from matplotlib.figure import Figure
 
-from lrsweep import io, plots
+from lrsweep import io, plots, results
 from lrsweep.paths import SweepPaths
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -137,7 +137,9 @@ def sweep_dir(tmp_path_factory, tables):
         ("boundary", boundary, io.BOUNDARY_SCHEMA),
     ):
         # columns the figures do not read are filled in (NaN, 0 or "")
-        fill = {pa.types.is_floating: np.nan, pa.types.is_integer: 0, pa.types.is_string: ""}
+        fill = {pa.types.is_floating: np.nan, pa.types.is_integer: 0, pa.types.is_string: "",
+                pa.types.is_list: None}
+        df = results.with_ratio_defaults(df)  # ratios 1: λ-balanced inits, one learning rate
         for f in schema:
             if f.name not in df.columns:
                 df = df.assign(**{f.name: next(v for t, v in fill.items() if t(f.type))})
@@ -412,7 +414,7 @@ def test_keys_and_architectures_come_from_io():
     from lrsweep import io
 
     assert sorted(plots.FACET_KEYS) == sorted(io.FACET_KEYS)
-    assert plots.FACET_KEYS == ("solver", "n_in", "width", "n_out", "depth")  # panel order
+    assert plots.FACET_KEYS == ("solver", "n_in", "width", "n_out", "depth", "lr_ratio")
     kinds = [plots.arch_kind(*a) for a in ((4, 4, 4), (8, 4, 4), (4, 4, 8), (8, 4, 8))]
     assert kinds == ["square", "funnel", "anti-funnel", "other"]
     assert plots.arch_label(8, 4, 8) == "8–4–8" and plots.arch_label(8, 4, 4) == "funnel 8–4–4"

@@ -81,7 +81,9 @@ def shard(shape: tuple[int, int, int]):
 
     p = plan({"sweeps": {"bench": sweep_config(*shape)}})["bench"]
     specs = [p.shard_spec(s) for s in p.shards]
-    points = {k: [v for s in specs for v in s.points[k]] for k in specs[0].points}
+    points = {k: np.concatenate([s.points[k] for s in specs]) for k in specs[0].points}
+    if hasattr(specs[0], "with_points"):  # compact plans: specs hold index ranges
+        return specs[0].with_points(points)
     return dataclasses.replace(specs[0], points=points)
 
 

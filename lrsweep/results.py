@@ -131,7 +131,7 @@ def load_crossings(sweep_dir: str | Path, where: Mapping | None = None, **filter
 
 
 #: Run columns joined to the curves by :func:`load_trajectories` (``join=True``).
-RUN_PARAMETERS = ("solver", "n_in", "n_out", "width", "depth", "lambda", "scale", "seed")
+RUN_PARAMETERS = ("solver", *(name for name, _ in io.PARAMETERS))
 
 
 def load_trajectories(

@@ -38,11 +38,14 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import multiprocessing as mp  # noqa: E402
 import platform  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.integrate import solve_ivp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ode_reference import two_layer_flow_explicit  # noqa: E402
 
 from lrsweep import standard as sd  # noqa: E402
 from lrsweep.simulate import gradient_descent, gradient_flow  # noqa: E402
@@ -68,18 +71,8 @@ def sweep_inits(
 def _one_run(args: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     """One run of the per-run loop: two-layer gradient flow with solve_ivp (RK45)."""
     W1, W2, syx = args
-    n1 = W1.size
-
-    def rhs(_t, y):
-        a, b = y[:n1].reshape(W1.shape), y[n1:].reshape(W2.shape)
-        E = syx - b @ a
-        return np.concatenate([(b.T @ E).ravel(), (E @ a.T).ravel()])
-
-    y0 = np.concatenate([W1.ravel(), W2.ravel()])
-    sol = solve_ivp(rhs, (0.0, T[-1]), y0, t_eval=T, rtol=1e-8, atol=1e-12)
-    if not sol.success:
-        raise RuntimeError(sol.message)
-    return sol.y.T  # (n_t, n)
+    w1, w2 = two_layer_flow_explicit(W1, W2, syx, T, method="RK45", rtol=1e-8, atol=1e-12)
+    return np.concatenate([w1.reshape(T.size, -1), w2.reshape(T.size, -1)], axis=1)
 
 
 def _children_cpu() -> float:

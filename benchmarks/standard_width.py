@@ -28,11 +28,14 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.integrate import solve_ivp  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from ode_reference import two_layer_flow_explicit  # noqa: E402
 
 from lrsweep import fitting, metrics  # noqa: E402
 from lrsweep import standard as sd  # noqa: E402
@@ -51,17 +54,8 @@ def task(n_i: int, n_o: int, seed: int = 1) -> np.ndarray:
 
 
 def flow(W1: np.ndarray, W2: np.ndarray, syx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n1 = W1.size
-
-    def rhs(_t, y):
-        a, b = y[:n1].reshape(W1.shape), y[n1:].reshape(W2.shape)
-        E = syx - b @ a
-        return np.concatenate([(b.T @ E).ravel(), (E @ a.T).ravel()])
-
-    y0 = np.concatenate([W1.ravel(), W2.ravel()])
-    sol = solve_ivp(rhs, (0.0, T[-1]), y0, method="DOP853", t_eval=T, rtol=1e-10, atol=1e-12)
-    assert sol.success, sol.message
-    return sol.y[:n1].T.reshape(-1, *W1.shape), sol.y[n1:].T.reshape(-1, *W2.shape)
+    """The reference flow of the tests (DOP853, rtol 1e-10) on the weights."""
+    return two_layer_flow_explicit(W1, W2, syx, T)
 
 
 def errors(n_i: int, n_h: int, n_o: int, n_seeds: int, mult: float, ratio: float) -> dict:

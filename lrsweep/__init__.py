@@ -8,6 +8,7 @@ The public names of the science modules are re-exported here; the pipeline modul
 (``grid``, ``io``, ``solve``, ``results``, ``plots``, ``cli``) are imported by name.
 """
 
+from lrsweep.dynamics import SOLVERS, Solution, solve_dynamics
 from lrsweep.exact import (
     aligned_singular_values,
     converged,
@@ -31,6 +32,8 @@ from lrsweep.tasks import Task, from_arrays, load_dataset, random_regression, se
 __version__ = "0.1.0"
 
 __all__ = [
+    "SOLVERS",
+    "Solution",
     "Task",
     "aligned_singular_values",
     "converged",
@@ -51,5 +54,6 @@ __all__ = [
     "relative_kernel_change",
     "relative_weight_change",
     "semantic_hierarchy",
+    "solve_dynamics",
     "time_to_fit",
 ]

@@ -120,6 +120,35 @@ def qqt_reference(
     return Q @ np.swapaxes(Q, 1, 2)
 
 
+def two_layer_flow_explicit(
+    W1: np.ndarray,
+    W2: np.ndarray,
+    sigma_yx: np.ndarray,
+    t: np.ndarray,
+    *,
+    method: str = "DOP853",
+    rtol: float = 1e-10,
+    atol: float = 1e-12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-layer unit-rate gradient flow from the definition (theory §1, whitened inputs)
+    with an explicit ``solve_ivp`` method: no Jacobian, so wide nets stay cheap (stiff
+    problems, large |λ|, want :func:`gradient_flow_reference`). Returns (n_t, *W_l.shape)."""
+    n1 = W1.size
+
+    def rhs(_t: float, y: np.ndarray) -> np.ndarray:
+        a, b = y[:n1].reshape(W1.shape), y[n1:].reshape(W2.shape)
+        E = sigma_yx - b @ a
+        return np.concatenate([(b.T @ E).ravel(), (E @ a.T).ravel()])
+
+    y0 = np.concatenate([W1.ravel(), W2.ravel()])
+    sol = solve_ivp(
+        rhs, (0.0, float(t[-1])), y0, method=method, t_eval=t, rtol=rtol, atol=atol
+    )
+    if not sol.success:
+        raise RuntimeError(sol.message)
+    return sol.y[:n1].T.reshape(-1, *W1.shape), sol.y[n1:].T.reshape(-1, *W2.shape)
+
+
 def rel_err(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Relative Frobenius error per leading index: ‖a − b‖/‖b‖ over the last two axes."""
     return np.linalg.norm(a - b, axis=(-2, -1)) / np.linalg.norm(b, axis=(-2, -1))

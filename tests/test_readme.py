@@ -46,3 +46,27 @@ def test_results_example_runs_on_a_sweep(tmp_path, monkeypatch):
     solve_and_merge(grid.plan(cfg)["phase"], SweepPaths("phase", tmp_path / "results"))
     monkeypatch.chdir(tmp_path)
     exec(BLOCKS[1], {})  # noqa: S102 - the README's own example
+
+
+def test_trajectory_query_example_runs_on_a_sweep(tmp_path, monkeypatch, capsys):
+    from lrsweep import grid
+    from lrsweep.merge import solve_and_merge
+    from lrsweep.paths import SweepPaths
+
+    cfg = {
+        "sweeps": {
+            "phase": {
+                "time": {"t_max": 10.0, "n_points": 11},
+                "grid": {"lambda": [-3.0, 0.0, 3.0], "scale": [0.01, 0.1], "n_in": [4, 8],
+                         "n_out": [4], "seed": [0, 1]},
+            }
+        }
+    }
+    solve_and_merge(grid.plan(cfg)["phase"], SweepPaths("phase", tmp_path / "results"))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(BLOCKS[2], scope)  # noqa: S102 - the README's own example
+    curves = scope["curves"]
+    assert set(curves["lambda"]) == {0.0} and set(curves["n_in"]) == {8}
+    assert set(curves["seed"]) == {0} and curves["point_id"].nunique() == 2  # two scales
+    assert "0.01" in capsys.readouterr().out

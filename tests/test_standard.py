@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from ode_reference import gradient_flow_reference, rel_err
-from scipy.integrate import solve_ivp
+from ode_reference import gradient_flow_reference, rel_err, two_layer_flow_explicit
 
 from lrsweep import fitting, metrics, simulate
 from lrsweep import standard as sd
@@ -57,17 +56,7 @@ def _grad_by_hand(ws: list[np.ndarray], syx: np.ndarray) -> list[np.ndarray]:
 
 def _dop853(W1: np.ndarray, W2: np.ndarray, syx: np.ndarray, t: np.ndarray):
     """Two-layer unit-rate gradient flow from the definition (theory §1), DOP853, rtol 1e-10."""
-    n1 = W1.size
-
-    def rhs(_t, y):
-        a, b = y[:n1].reshape(W1.shape), y[n1:].reshape(W2.shape)
-        E = syx - b @ a
-        return np.concatenate([(b.T @ E).ravel(), (E @ a.T).ravel()])
-
-    y0 = np.concatenate([W1.ravel(), W2.ravel()])
-    sol = solve_ivp(rhs, (0.0, t[-1]), y0, method="DOP853", t_eval=t, rtol=1e-10, atol=1e-12)
-    assert sol.success, sol.message
-    return sol.y[:n1].T.reshape(-1, *W1.shape), sol.y[n1:].T.reshape(-1, *W2.shape)
+    return two_layer_flow_explicit(W1, W2, syx, t)
 
 
 def _loglog_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:

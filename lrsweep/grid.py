@@ -354,7 +354,7 @@ def _check_search(name: str, sweep: Mapping) -> None:
         raise ConfigError(
             f"config key `{key}`: min = {search.min:g} must be < max = {search.max:g}"
         )
-    names = [m.name for m in measures() if not m.per_layer]
+    names = [m.name for m in measures() if m.numeric]
     if search.measure not in names:
         raise ConfigError(
             f"config key `{key}.measure` = {search.measure!r}: not a per-run measure; "

@@ -367,7 +367,7 @@ def _imbalance_measures() -> list[Measure]:
             f"mean eigenvalue tr(D_l)/N_l {_RATE_WEIGHTED}, averaged over the layer pairs "
             "(weight² units; equals lambda for lambda-balanced inits)",
             lambda o: np.mean(o.pairs("lam_eff"), axis=-1),
-            label="lambda_eff (measured imbalance)",
+            label="lambda_eff (imbalance)",
             phase=True,
             style=PlotStyle(r"$\lambda_{\mathrm{eff}}$ (measured imbalance)", "coolwarm"),
         ),
@@ -376,7 +376,7 @@ def _imbalance_measures() -> list[Measure]:
             "largest over layer pairs of ‖D_l − lambda_eff I‖_F / ‖D_l‖_F (dimensionless, 0 iff "
             "lambda-balanced; O(1) round-off when D_l ≈ 0)",
             lambda o: np.max(o.pairs("off_balance"), axis=-1),
-            label="off-balance |D - lambda_eff I| / |D|",
+            label="off-balance of the init",
         ),
         *(
             Measure(
@@ -398,6 +398,11 @@ def _imbalance_measures() -> list[Measure]:
 
 #: Measures predicted for simulated two-layer runs (``<name>_predicted``, ``..._error``).
 PREDICTED = ("kernel_distance", "final_loss", "time_to_fit_90")
+_SHORT = {
+    "kernel_distance": "S(0, t_max)",
+    "final_loss": "final loss",
+    "time_to_fit_90": "time to fit 90%",
+}
 
 
 def _prediction_status(o: Outcome) -> np.ndarray:
@@ -418,7 +423,7 @@ def _prediction_measures() -> list[Measure]:
                 f"{name} of the exact solution from the lambda_eff-balanced init with the same "
                 "W2 W1(0) (depth 2, flow and gd; NaN where inadmissible; theory §6.2)",
                 lambda o, n=name: o.predicted(n),
-                label=f"{name.replace('_', ' ')} predicted",
+                label=f"{_SHORT[name]} predicted",
                 phase=name == "kernel_distance",
                 solvers=("flow", "gd"),
             ),
@@ -426,7 +431,7 @@ def _prediction_measures() -> list[Measure]:
                 f"{name}_prediction_error",
                 f"{name}_predicted − {name} (the simulated run's)",
                 lambda o, n=name: o.predicted(n) - _SIMULATED[n](o),
-                label=f"{name.replace('_', ' ')} prediction error",
+                label=f"{_SHORT[name]} pred. error",
                 phase=name == "kernel_distance",
                 solvers=("flow", "gd"),
             ),

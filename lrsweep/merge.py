@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lrsweep import io
+from lrsweep.config import GROUP_AXES
 from lrsweep.fitting import regime
-from lrsweep.grid import GROUP_AXES
 from lrsweep.paths import SHARD_FILES, SweepPaths
 from lrsweep.spec import ShardSpec
 

@@ -62,6 +62,7 @@ SCIENCE_MODULES = (
     "simulate",
     "metrics",
     "fitting",
+    "config",
     "grid",
     "io",
     "spec",

@@ -16,7 +16,8 @@ NeurIPS 2024). This module provides, for batches of such runs:
   eigenvalues of the rate-weighted conserved matrix D_l, summarised;
 - the theory prediction for a two-layer Gaussian init (theory §6.2): the λ_eff-balanced pair
   with the same W2W1(0) (:func:`balanced_prediction`) and its kernel distance, final loss and
-  time to fit (:func:`predicted_measures`, :func:`prediction_columns`).
+  time to fit (:func:`predicted_measures`; the pipeline's ``*_predicted`` and
+  ``*_prediction_error`` columns come from :mod:`lrsweep.measures`).
 
 Units and conventions: time t is in units of τ (gradient descent with base step η has
 t/τ = kη); a layer's rate is ρ_l times the base rate, so layer l of gradient descent steps with
@@ -47,7 +48,6 @@ __all__ = [
     "imbalance_summary",
     "layer_rates",
     "predicted_measures",
-    "prediction_columns",
     "preset_sigmas",
     "qqt_with_rates",
     "rate_map",
@@ -757,7 +757,7 @@ def predicted_measures(
     (:func:`qqt_with_rates`, λ = λ_eff, per-layer rates if given), and the measures of the
     pipeline (:func:`lrsweep.metrics.kernel_distance`, :func:`lrsweep.fitting.loss`,
     :func:`lrsweep.fitting.time_to_fit`) on it. Compare with the simulated run of the same
-    init (:func:`prediction_columns`).
+    init (the ``*_prediction_error`` columns of :mod:`lrsweep.measures`).
 
     Parameters
     ----------
@@ -810,50 +810,3 @@ def predicted_measures(
         final_loss=loss[-1],
         time_to_fit=ttf,
     )
-
-
-def prediction_columns(
-    predicted: PredictedMeasures,
-    kernel_distance: np.ndarray,
-    final_loss: np.ndarray,
-    time_to_fit: np.ndarray,
-    *,
-    fit_percents: Sequence[int] = (50, 90, 99),
-) -> dict[str, np.ndarray]:
-    """Per-run columns "predicted vs simulated and their difference" (theory §6.2).
-
-    Parameters
-    ----------
-    predicted : PredictedMeasures
-    kernel_distance, final_loss : ndarray, shape (B,)
-        The simulated run's S(0, t_max) and final excess loss.
-    time_to_fit : ndarray, shape (n_f, B)
-        The simulated run's times to fit, same fractions as ``predicted``.
-    fit_percents : sequence of int
-        Names of the fractions (column suffixes).
-
-    Returns
-    -------
-    dict of str → ndarray, shape (B,)
-        ``lambda_eff``, ``prediction_admissible`` (bool), ``prediction_determined`` (bool),
-        ``prediction_reason`` (str), and for each measure x in (kernel_distance, final_loss,
-        time_to_fit_<p>): ``x_predicted`` and ``x_prediction_error`` = predicted − simulated
-        (NaN where inadmissible or where either is NaN).
-    """
-    p = predicted.prediction
-    out: dict[str, np.ndarray] = {
-        "lambda_eff": p.lam,
-        "prediction_admissible": p.admissible,
-        "prediction_determined": p.determined,
-        "prediction_reason": p.reason,
-    }
-    sim = {"kernel_distance": kernel_distance, "final_loss": final_loss}
-    mine = {"kernel_distance": predicted.kernel_distance, "final_loss": predicted.final_loss}
-    ttf = np.asarray(time_to_fit, dtype=float)
-    for k, pct in enumerate(fit_percents):
-        sim[f"time_to_fit_{pct}"] = ttf[k]
-        mine[f"time_to_fit_{pct}"] = predicted.time_to_fit[k]
-    for name, value in mine.items():
-        out[f"{name}_predicted"] = value
-        out[f"{name}_prediction_error"] = value - np.asarray(sim[name], dtype=float)
-    return out

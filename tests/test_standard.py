@@ -24,7 +24,7 @@ from lrsweep import standard as sd
 from lrsweep.dynamics import solve_dynamics
 from lrsweep.exact import qqt, stack_q
 from lrsweep.init import gaussian_deep, imbalances, lambda_balanced, lambda_balanced_deep
-from lrsweep.measures import Outcome
+from lrsweep.measures import Outcome, measures
 from lrsweep.tasks import haar_orthogonal
 
 T = np.array([0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0])
@@ -450,13 +450,14 @@ def test_inadmissible_predictions_are_flagged_not_dropped():
     assert pred.kernel_distance.shape == (5,) and np.isnan(pred.kernel_distance).all()
     assert all(r.startswith("inadmissible: lambda_eff = ") for r in pred.prediction.reason)
     assert "N_h <= N_o (16 > 4)" in pred.prediction.reason[0]
-    sim = simulate.gradient_descent(ws, syx, T, 0.05)
-    S = _kernel_distance(*sim)[-1]
-    L = fitting.loss(metrics.end_to_end(sim), syx)
-    cols = sd.prediction_columns(pred, S, L[-1], fitting.time_to_fit(T, L, (0.5, 0.9, 0.99)))
-    assert all(np.shape(v) == (5,) for v in cols.values())
+    # the pipeline's columns (the measures registry) keep every run, with the reason
+    sol = solve_dynamics(ws, syx, T, method="gd", lr=0.05)
+    o = Outcome(sol, syx, bottleneck=4, init_weights=ws)
+    cols = {m.name: m.compute(o) for m in measures()}
+    assert all(np.shape(v) == (5,) for k, v in cols.items() if "predict" in k)
     assert np.isnan(cols["kernel_distance_prediction_error"]).all()
-    assert (cols["prediction_reason"] == pred.prediction.reason).all()
+    assert np.isfinite(cols["kernel_distance"]).all()
+    assert (cols["prediction_status"] == pred.prediction.reason).all()
     # a mixed batch (4-3-2: λ_eff < 0 admissible, λ_eff > 0 not): every row kept, in order
     widths = [4, 3, 2]
     sig = sd.preset_sigmas("constant", widths, 0.5, np.array([0.2, 5.0, 0.2, 5.0]))

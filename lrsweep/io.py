@@ -181,6 +181,11 @@ def phase_schema() -> pa.Schema:
     )
 
 
+#: Points per row group of a trajectory file (``lrsweep.solve`` writes them so): a read of a
+#: few points decodes at most this many points' rows per point asked for, and finds a point's
+#: row group from its rank among its shard's ok points without reading the file's footer.
+TRAJECTORY_ROW_GROUP = 16
+
 #: ``trajectories/_index.parquet``: the files of the trajectory dataset, written once every
 #: one of them has been checked against the plan (:func:`lrsweep.merge.merge_sweep`).
 TRAJECTORY_INDEX_SCHEMA = pa.schema(

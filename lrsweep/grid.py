@@ -407,19 +407,21 @@ class SweepPlan:
 
 #: Measured per-point costs (benchmarks/bench_shard.py, bench_scale.py; one core of the
 #: 2-core CI machine, 121 saved times): exact solver seconds per point at N_i + N_o = 8 and
-#: how they grow with N_i + N_o; gradient flow seconds per point for 32 weights (≈ 150 steps)
+#: how they grow with N_i + N_o, including the Snakemake job around each shard (the 10⁶-point
+#: bench_scale sweep: 2,007 s in its shard jobs for 1,000,400 points, ≈ 1 s of each ≈ 2 s job
+#: is job start-up); gradient flow seconds per point for 32 weights (≈ 150 steps)
 #: and its growth with the number of weights n (the per-step eigh is n³); gradient descent
 #: seconds per step for a depth-2 width-4 net; bytes per point of the runs table and per point
 #: and saved time of the trajectory dataset (zstd), per singular value.
 COST = {
-    "exact_s": 1.5e-3,
-    "exact_growth": 2.0,
+    "exact_s": 1.35e-3,
+    "exact_growth": 1.0,
     "flow_s": 0.05,
     "flow_growth": 2.5,
     "gd_step_s": 2e-6,
     "runs_bytes": 400.0,
-    "curve_bytes": 30.0,
-    "curve_bytes_per_sv": 8.0,
+    "curve_bytes": 20.0,
+    "curve_bytes_per_sv": 6.0,
 }
 
 

@@ -144,8 +144,8 @@ def load_trajectories(
     matching points are found in ``runs.parquet`` (reading only the columns needed), then
     only the row groups of the trajectory files that hold them are read
     (:mod:`pyarrow.dataset` fragments restricted to those row groups, in parallel), so time
-    and memory follow what is returned: the curves of 1,000 points of a 10⁶-point sweep take
-    about a second. Without filters, every curve is read.
+    and memory follow what is returned: the curves of 1,000 random points of a 10⁶-point
+    sweep take 2–4 s (``benchmarks/bench_scale.py``). Without filters, every curve is read.
 
     Parameters
     ----------

@@ -364,7 +364,8 @@ SOLVERS: dict[str, Solver] = {
         ),
         Solver(
             "flow",
-            "simulated gradient flow (adaptive L-stable Rosenbrock method), any depth",
+            "simulated gradient flow (Dormand-Prince for non-stiff runs, the L-stable Rosenbrock "
+            "method RODAS4 for stiff ones), any depth",
             lambda weights, sigma_yx, t, rates=None, **_: _simulated(
                 "flow", weights, sigma_yx, t, rates=rates
             ),

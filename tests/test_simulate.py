@@ -13,7 +13,7 @@ from ode_reference import gradient_flow_reference
 from scipy.integrate import solve_ivp
 
 from lrsweep import simulate
-from lrsweep.init import gaussian_deep, imbalances, lambda_balanced_deep
+from lrsweep.init import gaussian_deep, imbalances, lambda_balanced, lambda_balanced_deep
 from lrsweep.metrics import end_to_end, loss
 from lrsweep.simulate import (
     FLOW_RTOL,
@@ -413,3 +413,38 @@ def test_flow_failure_is_reported_per_run_not_raised():
     assert np.all(info.status == -1) and "max_steps reached" in info.message
     assert np.array_equal(out[0][0], ws[0]) and np.all(np.isnan(out[0][1]))
     assert info.rtol == FLOW_RTOL
+
+
+def test_flow_methods_agree_with_the_exact_solution_and_auto_routes_stiff_runs(monkeypatch):
+    """'auto' = Dormand–Prince for the non-stiff runs, RODAS4 for the stiff ones (by the
+    initial stiffness estimate, or when the explicit budget runs out): every method within
+    1e-7 of the closed form, and the routing as the estimate says."""
+    from lrsweep.exact import qqt
+
+    task = random_regression(4, 4, seed=0)
+    lams = np.array([-100.0, -10.0, 0.5, 10.0, 100.0, 1000.0])
+    pairs = [lambda_balanced(lam, 4, 4, 4, scale=0.1, seed=i) for i, lam in enumerate(lams)]
+    ws = [np.stack([p[k] for p in pairs]) for k in range(2)]
+    t = np.array([0.0, 1.0, 3.0, 10.0, 30.0])
+    exact = qqt(ws[0], ws[1], task.sigma_yx, t, lam=lams)[..., 4:, :4]
+
+    def error(out):
+        return np.max(np.abs(out[1] @ out[0] - exact)) / np.max(np.abs(exact))
+
+    for method in ("rodas4", "dopri5", "auto"):
+        out, info = gradient_flow(ws, task.sigma_yx, t, method=method, full_output=True)
+        assert (info.status == 0).all() and error(out) <= 1e-7, method
+    # |λ|·t_max ≥ 3000 is stiff for an explicit method: those go to RODAS4 (≈ 130 steps)
+    np.testing.assert_array_equal(info.stiff, np.abs(lams) >= 100)
+    assert info.n_steps[info.stiff].max() <= 250
+    _, explicit = gradient_flow(ws, task.sigma_yx, t, method="dopri5", full_output=True)
+    assert explicit.n_steps[-1] > 10 * info.n_steps[-1]  # what the routing saves
+    # with the estimate switched off, the budget catches them: same result, stiff flagged
+    monkeypatch.setattr(simulate, "EXPLICIT_STIFFNESS", np.inf)
+    out, info = gradient_flow(ws, task.sigma_yx, t, full_output=True)
+    assert error(out) <= 1e-7 and info.stiff[-1] and not info.stiff[2]
+
+
+def test_flow_rejects_an_unknown_method():
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        gradient_flow([np.eye(2), np.eye(2)], np.eye(2), [0.0, 1.0], method="euler")

@@ -60,13 +60,9 @@ def test_gaussian_sweep_tables_and_plots(project):
     assert "rows: layer_ratio" in summary and "lr_ratio=4" in summary
 
 
-def test_gaussian_sweep_is_complete_and_deterministic(project, tmp_path):
+def test_gaussian_sweep_is_complete(project):
+    """Nothing left to do after the run (bit-for-bit reruns: tests/workflow/test_pipeline.py)."""
     assert not solve_jobs(smk(project, "--cores", "2", "-n").stdout)
-    again = make_project(tmp_path / "again", CFG)
-    smk(again, "--cores", "2")
-    a = results.load_runs(project / "results/gauss").drop(columns="reason")
-    b = results.load_runs(again / "results/gauss").drop(columns="reason")
-    assert a.equals(b)
 
 
 def test_the_readme_example_config_plans():

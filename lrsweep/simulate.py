@@ -786,12 +786,13 @@ def _initial_step(net: _Net, y: np.ndarray, f0: np.ndarray, rtol: float, atol: f
     return np.where(usable, _H0_FRACTION * d0 / np.maximum(d1, 1e-300), _H0_FALLBACK)
 
 
-def _step_factor(err: np.ndarray) -> np.ndarray:
-    """Factor for the next step size from the error estimate (≤ 1 accepted)."""
+def _step_factor(err: np.ndarray, order: int = 3) -> np.ndarray:
+    """Factor for the next step size from the error estimate (≤ 1 accepted) of an embedded
+    method of ``order`` (RODAS4: 3, Dormand–Prince: 4): SAFETY · err^(−1/(order+1))."""
     with np.errstate(divide="ignore"):
         return np.where(
             np.isfinite(err),
-            np.clip(_SAFETY * np.maximum(err, 1e-16) ** -0.25, _FAC_MIN, _FAC_MAX),
+            np.clip(_SAFETY * np.maximum(err, 1e-16) ** (-1.0 / (order + 1)), _FAC_MIN, _FAC_MAX),
             _FAC_MIN,
         )
 
@@ -905,12 +906,7 @@ def _advance_dopri(
     err_vec = H * sum(e * k for e, k in zip(_DP_E, ks, strict=True) if e)
     err = _error_norm(net, err_vec, y, y_new, rtol, atol)
     ok = np.isfinite(err) & (err <= 1.0) & np.all(np.isfinite(y_new), axis=1)
-    with np.errstate(divide="ignore"):
-        fac = np.where(
-            np.isfinite(err),
-            np.clip(_SAFETY * np.maximum(err, 1e-16) ** -0.2, _FAC_MIN, _FAC_MAX),
-            _FAC_MIN,
-        )
+    fac = _step_factor(err, order=4)
     done = idx[ok]
     run.t[done] = np.where(clipped[ok], t_target[ok], run.t[done] + h_try[ok])
     run.y[done] = y_new[ok]

@@ -100,6 +100,29 @@ def positive_int(value: object, name: str) -> int:
     return v
 
 
+def widths_list(widths: Sequence[int]) -> list[int]:
+    """[N_i, N_1, …, N_o] as positive ints, at least 3 entries (depth L ≥ 2)."""
+    if np.ndim(widths) != 1 or len(widths) < 3:
+        raise ValueError(
+            "`widths` must list [N_i, N_1, ..., N_o] with at least 3 entries (depth L >= 2), "
+            f"got {widths!r}"
+        )
+    return [positive_int(w, "widths") for w in widths]
+
+
+def rates_array(rates: object, depth: int) -> np.ndarray:
+    """Per-layer learning-rate multipliers ρ_l: finite, > 0, shape (..., L)."""
+    rho = as_array(rates, "rates")
+    if rho.ndim < 1 or rho.shape[-1] != depth:
+        raise ValueError(
+            f"`rates` must have shape (L,) or (..., L) with L={depth} (one per layer), "
+            f"got {rho.shape}"
+        )
+    if not np.all(np.isfinite(rho)) or np.any(rho <= 0):
+        raise ValueError("`rates` must be finite and > 0")
+    return rho
+
+
 def batch_shape(shapes: Sequence[tuple[int, ...]], name: str) -> tuple[int, ...]:
     """The broadcast of leading batch shapes; raises naming the arguments if they clash."""
     try:

@@ -18,6 +18,7 @@ from lrsweep._validate import (
     finite,
     nonnegative,
     positive_int,
+    widths_list,
 )
 from lrsweep.tasks import Task, haar_orthogonal
 
@@ -223,15 +224,6 @@ def layer_widths(
     return [n_in, *mids, n_out]
 
 
-def _check_widths(widths: Sequence[int]) -> list[int]:
-    if np.ndim(widths) != 1 or len(widths) < 3:
-        raise ValueError(
-            "`widths` must list [N_i, N_1, ..., N_o] with at least 3 entries (depth L >= 2), "
-            f"got {widths!r}"
-        )
-    return [positive_int(w, "widths") for w in widths]
-
-
 def check_admissible_deep(lam: float, widths: Sequence[int]) -> None:
     """Raise if no λ-balanced net with these widths exists (theory §2, generalised to depth L).
 
@@ -247,7 +239,7 @@ def check_admissible_deep(lam: float, widths: Sequence[int]) -> None:
     These conditions are also sufficient (:func:`lambda_balanced_deep` builds the net). For
     L = 2 they reduce to :func:`lrsweep._validate.check_admissible`.
     """
-    widths = _check_widths(widths)
+    widths = widths_list(widths)
     L = len(widths) - 1
     if lam > 0:
         for l in range(1, L):  # noqa: E741
@@ -416,7 +408,7 @@ def lambda_balanced_deep(
     True
     """
     lam = finite(lam, "lam")
-    widths = _check_widths(widths)
+    widths = widths_list(widths)
     check_admissible_deep(lam, widths)
     L = len(widths) - 1
     n_in, n_out = widths[0], widths[-1]
@@ -494,7 +486,7 @@ def lambda_balanced_stack(
         any random number is drawn.
     """
     lam = as_array(lam, "lam", ndim=1)
-    widths = _check_widths(widths)
+    widths = widths_list(widths)
     n = lam.size
     L = len(widths) - 1
     n_in, n_out = widths[0], widths[-1]
@@ -575,7 +567,7 @@ def gaussian_deep(
         (conserved by gradient flow, not multiples of I) are :func:`imbalances`; a scalar
         summary is :func:`imbalance_report`.
     """
-    widths = _check_widths(widths)
+    widths = widths_list(widths)
     L = len(widths) - 1
     stds = (
         np.broadcast_to(as_array(std, "std", ndim=(0, 1)), (L,))

@@ -35,6 +35,7 @@ from lrsweep._validate import (
     batch_shape,
     positive,
     positive_int,
+    rates_array,
     weight_list,
 )
 from lrsweep._validate import sigma_xx as check_sigma_xx
@@ -118,7 +119,7 @@ def _check_network(
     sxx = check_sigma_xx(sigma_xx, n_in)
     if sxx is not None:
         leads.append(sxx.shape[:-2])
-    rho = None if rates is None else _check_rates(rates, len(ws))
+    rho = None if rates is None else rates_array(rates, len(ws))
     if rho is not None:
         leads.append(rho.shape[:-1])
     batch = batch_shape(leads, "weights`, `sigma_yx`, `sigma_xx` and `rates")
@@ -132,19 +133,6 @@ def _check_network(
     if rho is not None:
         rho = np.broadcast_to(rho, (*batch, len(ws))).reshape(B, len(ws))
     return net, ws, np.ascontiguousarray(flat(syx)), None if sxx is None else flat(sxx), rho
-
-
-def _check_rates(rates: object, depth: int) -> np.ndarray:
-    """Per-layer learning-rate multipliers ρ_l: finite, > 0, shape (..., L)."""
-    rho = as_array(rates, "rates")
-    if rho.ndim < 1 or rho.shape[-1] != depth:
-        raise ValueError(
-            f"`rates` must have shape (L,) or (..., L) with L={depth} (one per layer), "
-            f"got {rho.shape}"
-        )
-    if not np.all(np.isfinite(rho)) or np.any(rho <= 0):
-        raise ValueError("`rates` must be finite and > 0")
-    return rho
 
 
 def _rate_vector(net: _Net, rho: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lrsweep import fitting, metrics
-from lrsweep._validate import as_array, as_times, positive_int
+from lrsweep._validate import as_array, as_times, positive_int, rates_array, widths_list
 from lrsweep.exact import qqt
 from lrsweep.init import as_generator, balanced_singular_values
 
@@ -69,15 +69,6 @@ _TINY = np.finfo(float).tiny
 # --------------------------------------------------------------------------------------
 
 
-def _widths(widths: Sequence[int]) -> list[int]:
-    if np.ndim(widths) != 1 or len(widths) < 3:
-        raise ValueError(
-            "`widths` must list [N_i, N_1, ..., N_o] with at least 3 entries (depth L >= 2), "
-            f"got {widths!r}"
-        )
-    return [positive_int(w, "widths") for w in widths]
-
-
 def _positive_array(x: object, name: str) -> np.ndarray:
     arr = as_array(x, name)
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
@@ -87,14 +78,7 @@ def _positive_array(x: object, name: str) -> np.ndarray:
 
 
 def _rates(rates: object, depth: int) -> np.ndarray | None:
-    if rates is None:
-        return None
-    rho = _positive_array(rates, "rates")
-    if rho.ndim < 1 or rho.shape[-1] != depth:
-        raise ValueError(
-            f"`rates` must have shape (L,) or (..., L) with L={depth}, got {rho.shape}"
-        )
-    return rho
+    return None if rates is None else rates_array(rates, depth)
 
 
 def _T(x: np.ndarray) -> np.ndarray:
@@ -155,7 +139,7 @@ def preset_sigmas(
     key = str(name).lower()
     if key not in PRESETS:
         raise ValueError(f"`name` must be one of {list(PRESETS)}, got {name!r}")
-    widths = _widths(widths)
+    widths = widths_list(widths)
     L = len(widths) - 1
     fan_in = np.asarray(widths[:-1], dtype=float)
     fan_out = np.asarray(widths[1:], dtype=float)
@@ -256,7 +240,7 @@ def gaussian_init(
     >>> [w.shape for w in ws]
     [(3, 5, 3), (3, 2, 5)]
     """
-    widths = _widths(widths)
+    widths = widths_list(widths)
     L = len(widths) - 1
     sig = as_array(sigmas, "sigmas", ndim=(1, 2))
     if sig.shape[-1] != L or not np.all(np.isfinite(sig)) or np.any(sig < 0):
@@ -298,7 +282,7 @@ def expected_imbalance(
     -------
     lam_bar, v : ndarray, shape (..., L − 1)
     """
-    widths = _widths(widths)
+    widths = widths_list(widths)
     L = len(widths) - 1
     sig = as_array(sigmas, "sigmas")
     if sig.ndim < 1 or sig.shape[-1] != L:
